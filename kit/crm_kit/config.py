@@ -44,8 +44,16 @@ def data_dir():
 def database_url(service):
     url = env("CRM_DATABASE_URL")
     if url:
-        return url
+        return normalize_database_url(url)
     return f"sqlite:///{data_dir() / (service + '.db')}"
+
+
+def normalize_database_url(url):
+    """PostgreSQL URLs use psycopg2, the driver psycogreen makes cooperative under eventlet."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
 
 
 def metrics_port(service):

@@ -55,3 +55,6 @@ def configure(service, level=None, stream=None):
     # kombu/amqp are chatty at INFO about reconnects that our own code already reports
     for noisy in ("amqp", "kombu", "pika"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # nameko logs every expected business error (404/409/422) as a warning with a traceback;
+    # those are answers, not faults. Unexpected errors are still logged at ERROR.
+    logging.getLogger("nameko.containers").setLevel(logging.ERROR)

@@ -1,0 +1,165 @@
+"""Staff authentication: passwords, access tokens, the first admin, and the request hook.
+
+Tokens are HS256 JWTs with ``sub`` (staff id), ``roles``, ``ver`` (the staff's token_version)
+and ``exp``. Each request re-reads the staff member, so deactivation, a password change
+(both bump token_version) and role changes take effect on the next request, not at expiry.
+"""
+import logging
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+
+import jwt
+from flask import current_app, g, request
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from crm_gateway import db, permissions
+from crm_gateway.errors import Forbidden, Unauthorized
+from crm_gateway.models import Staff
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "HS256"
+MIN_PASSWORD_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated staff member of the current request (a snapshot, not a DB row)."""
+
+    id: str
+    username: str
+    display_name: str
+    roles: tuple
+    district: str | None
+    supervisor_id: str | None
+
+    @classmethod
+    def of(cls, staff):
+        return cls(staff.id, staff.username, staff.display_name, tuple(staff.roles or ()),
+                   staff.district, staff.supervisor_id)
+
+    def has_role(self, *roles):
+        return bool(set(self.roles) & set(roles))
+
+    @property
+    def actor(self):
+        """Who asked, as the services record it (rpc-contracts.md)."""
+        return {"id": self.id, "roles": list(self.roles)}
+
+
+def current_caller():
+    return g.get("caller")
+
+
+# ---------------------------------------------------------------- passwords
+
+def hash_password(password):
+    return generate_password_hash(password, method="scrypt")
+
+
+_dummy_hash = None
+
+
+def check_password(staff, password):
+    """Constant work whether or not the username exists, so timing does not reveal usernames."""
+    global _dummy_hash
+    if staff is None:
+        if _dummy_hash is None:
+            _dummy_hash = hash_password(secrets.token_urlsafe(16))
+        check_password_hash(_dummy_hash, password)
+        return False
+    return check_password_hash(staff.password_hash, password)
+
+
+# ---------------------------------------------------------------- tokens
+
+def issue_token(staff):
+    settings = current_app.config["CRM_SETTINGS"]
+    now = int(time.time())
+    claims = {"sub": staff.id, "roles": list(staff.roles), "ver": staff.token_version,
+              "iat": now, "exp": now + settings.token_ttl}
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), settings.token_ttl
+
+
+def _bearer_token():
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("A bearer token is required.")
+    return token.strip()
+
+
+def _caller_from_token(token):
+    settings = current_app.config["CRM_SETTINGS"]
+    try:
+        claims = jwt.decode(token, settings.jwt_secret, algorithms=[ALGORITHM],
+                            options={"require": ["sub", "exp", "ver"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("The token has expired.")
+    except jwt.InvalidTokenError:
+        raise Unauthorized("The token is not valid.")
+    staff = db.session().get(Staff, claims["sub"])
+    if staff is None or not staff.active or staff.token_version != claims["ver"]:
+        raise Unauthorized("The token is no longer valid.")
+    return Caller.of(staff)
+
+
+def authorize_request():
+    """``before_request``: the permission table decides; a route without an entry is refused."""
+    rule = request.url_rule
+    if rule is None:
+        return  # no such route: Flask answers 404/405 next
+    method = "GET" if request.method == "HEAD" else request.method
+    if method == "OPTIONS":
+        return
+    allowed = permissions.allowed_roles(method, rule.rule)
+    if allowed is None:
+        log.error("route %s %s has no entry in the permission table", method, rule.rule)
+        raise Forbidden("This route is not open to anyone yet.")
+    if allowed == permissions.PUBLIC:
+        return
+    caller = _caller_from_token(_bearer_token())
+    g.caller = caller
+    if not caller.has_role(*allowed):
+        raise Forbidden("Your roles do not allow this.",
+                        {"required_roles": sorted(allowed)})
+
+
+# ---------------------------------------------------------------- the first admin
+
+def ensure_first_admin(session_factory, settings):
+    """Create the first admin when no admin exists; never touch an existing one.
+
+    Without CRM_ADMIN_PASSWORD a password is generated, printed once to stderr and kept (0600)
+    in ``<data dir>/admin-credentials.txt``.
+    """
+    with session_factory() as session:
+        if any(permissions.ADMIN in (roles or ()) for roles in session.scalars(select(Staff.roles))):
+            return None
+        if session.scalar(select(Staff).where(Staff.username == settings.admin_username)):
+            log.warning("no admin exists, but the username %r is taken by a non-admin; "
+                        "not creating one", settings.admin_username)
+            return None
+        password = settings.admin_password
+        generated = not password
+        if generated:
+            password = secrets.token_urlsafe(15)
+        admin = Staff(username=settings.admin_username, password_hash=hash_password(password),
+                      display_name="Administrator", roles=[permissions.ADMIN], active=True,
+                      token_version=1)
+        session.add(admin)
+        session.commit()
+    if generated:
+        path = settings.data_dir / "admin-credentials.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"username: {settings.admin_username}\npassword: {password}\n")
+        print(f"crm-gateway: created the first admin {settings.admin_username!r} with password "
+              f"{password} (also in {path}); change it after signing in.", file=sys.stderr)
+    else:
+        log.info("created the first admin %r from the configuration", settings.admin_username)
+    return admin.id

@@ -1,0 +1,331 @@
+"""Customer payloads. The gateway checks shapes, types, api.md's enumerations, mobile, email and
+dates; the customer service checks the business rules (its own vocabularies, ID check digit,
+duplicates …) and answers InvalidInput/Conflict, which reach the caller as 422/409.
+"""
+import marshmallow as ma
+from flask import has_request_context
+from marshmallow import fields, post_dump, validate, validates
+
+from crm_gateway.permissions import mask_customer
+from crm_gateway.schemas.common import ID_NUMBER, MOBILE, Id, PageQuery, page_of
+
+STAGES = ("potential", "intent", "first_time", "repeat", "churn_warning", "churned")
+VALUE_TIERS = ("key", "important", "ordinary", "small")
+CHANNELS = ("phone", "wechat", "weibo", "web", "email", "sms", "in_app", "face_to_face")
+KINDS = ("person", "company")
+CHURN_DECISIONS = ("keep_trying", "confirm_churn")
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+
+
+
+def tag_field():
+    return fields.String(validate=validate.Length(1, 32))
+
+SERVICE_VOCABULARY = "one of the customer service's values"
+
+
+def _text(max_length, **kwargs):
+    return fields.String(allow_none=True, validate=validate.Length(max=max_length), **kwargs)
+
+
+# ---------------------------------------------------------------- input
+
+class ConsentInSchema(ma.Schema):
+    sms = fields.Boolean()
+    email = fields.Boolean()
+    wechat = fields.Boolean()
+    phone = fields.Boolean()
+    in_app = fields.Boolean()
+
+
+class ContactInSchema(ma.Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    mobile = fields.String(allow_none=True, validate=MOBILE)
+    email = fields.Email(allow_none=True)
+    title = _text(64)
+    is_primary = fields.Boolean()
+
+
+class CustomerChangesSchema(ma.Schema):
+    """The fields a customer may be given; all optional (PATCH). ``null`` clears a field."""
+
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    name = fields.String(validate=validate.Length(1, 100))
+    mobile = fields.String(validate=MOBILE)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+    wechat_id = _text(64)
+    gender = _text(16, metadata={"description": SERVICE_VOCABULARY + ": male, female, other"})
+    birthday = fields.Date(allow_none=True)
+    id_number = fields.String(allow_none=True, validate=ID_NUMBER)
+    occupation = _text(64)
+    industry = _text(64)
+    employer = _text(128)
+    education = _text(32, metadata={"description": SERVICE_VOCABULARY})
+    income_band = _text(32, metadata={"description": SERVICE_VOCABULARY})
+    hometown = _text(64)
+    city = _text(64)
+    district = _text(64)
+    source = _text(32, metadata={"description": SERVICE_VOCABULARY})
+    owner_id = fields.String(allow_none=True, validate=validate.Length(1, 36),
+                             metadata={"description": "an active staff member's id"})
+    tags = fields.List(tag_field(), validate=validate.Length(max=50))
+    consent = fields.Nested(ConsentInSchema)
+    custom_fields = fields.Dict(keys=fields.String(validate=validate.Length(1, 64)))
+    contacts = fields.List(fields.Nested(ContactInSchema), validate=validate.Length(max=50),
+                           metadata={"description": "company customers only"})
+
+
+class CustomerCreateSchema(CustomerChangesSchema):
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    mobile = fields.String(required=True, validate=MOBILE)
+
+
+class CustomerQuerySchema(PageQuery):
+    q = fields.String(metadata={"description": "name, mobile or email contains"})
+    stage = fields.String(validate=validate.OneOf(STAGES))
+    tag = fields.String()
+    owner_id = fields.String()
+    value_tier = fields.String(validate=validate.OneOf(VALUE_TIERS))
+    district = fields.String()
+
+
+class ExportQuerySchema(ma.Schema):
+    q = fields.String()
+    stage = fields.String(validate=validate.OneOf(STAGES))
+    tag = fields.String()
+    owner_id = fields.String()
+    value_tier = fields.String(validate=validate.OneOf(VALUE_TIERS))
+    district = fields.String()
+
+
+class InteractionInSchema(ma.Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    direction = fields.String(validate=validate.OneOf(("inbound", "outbound")),
+                              metadata={"description": "default inbound"})
+    summary = fields.String(required=True, validate=validate.Length(1, 4000))
+    occurred_at = fields.AwareDateTime(allow_none=True,
+                                       metadata={"description": "default: now"})
+
+
+class TagsInSchema(ma.Schema):
+    tags = fields.List(tag_field(), required=True, validate=validate.Length(1, 50))
+
+
+class StageChangeInSchema(ma.Schema):
+    stage = fields.String(required=True, validate=validate.OneOf(STAGES))
+    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+    approver_id = fields.String(allow_none=True, validate=validate.Length(1, 36))
+
+
+class ChurnDecisionInSchema(ma.Schema):
+    decision = fields.String(required=True, validate=validate.OneOf(CHURN_DECISIONS))
+    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+    competitor = fields.String(allow_none=True, validate=validate.Length(max=100))
+
+
+class HandoverInSchema(ma.Schema):
+    from_owner_id = fields.String(required=True, validate=validate.Length(1, 36))
+    to_owner_id = fields.String(required=True, validate=validate.Length(1, 36))
+    customer_ids = fields.List(fields.String(), allow_none=True,
+                               metadata={"description": "default: all of from_owner_id's"})
+    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+
+    @ma.validates_schema
+    def _different_owners(self, data, **_):
+        if data.get("from_owner_id") == data.get("to_owner_id"):
+            raise ma.ValidationError("must differ from from_owner_id", "to_owner_id")
+
+
+class MergeInSchema(ma.Schema):
+    duplicate_id = fields.String(required=True, validate=validate.Length(1, 36))
+
+
+class PointsInSchema(ma.Schema):
+    delta = fields.Integer(required=True, validate=validate.Range(-1_000_000, 1_000_000))
+    reason = fields.String(required=True, validate=validate.Length(1, 200))
+
+    @validates("delta")
+    def _not_zero(self, value, **_):
+        if value == 0:
+            raise ma.ValidationError("must not be 0")
+
+
+class AlertQuerySchema(PageQuery):
+    status = fields.String(validate=validate.OneOf(ALERT_STATUSES))
+    owner_id = fields.String()
+
+
+class StageLimitsSchema(ma.Schema):
+    """Days a customer may stay in each stage before its owner is alerted; ``null``: no limit."""
+
+    potential = fields.Integer(allow_none=True, validate=validate.Range(1, 3650))
+    intent = fields.Integer(allow_none=True, validate=validate.Range(1, 3650))
+    first_time = fields.Integer(allow_none=True, validate=validate.Range(1, 3650))
+    repeat = fields.Integer(allow_none=True, validate=validate.Range(1, 3650))
+    churn_warning = fields.Integer(allow_none=True, validate=validate.Range(1, 3650))
+    churned = fields.Integer(allow_none=True, validate=validate.Range(1, 3650))
+
+
+# ---------------------------------------------------------------- output
+
+class MemberSchema(ma.Schema):
+    tier = fields.String(allow_none=True)
+    points = fields.Integer()
+
+
+class ContactSchema(ma.Schema):
+    id = Id()
+    name = fields.String()
+    mobile = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    title = fields.String(allow_none=True)
+    is_primary = fields.Boolean()
+
+
+def _date(**kwargs):
+    return fields.String(allow_none=True, metadata={"format": "date"}, **kwargs)
+
+
+def _instant(**kwargs):
+    return fields.String(allow_none=True, metadata={"format": "date-time"}, **kwargs)
+
+
+class CustomerSchema(ma.Schema):
+    """A customer as the caller may see it: ``mobile`` and ``id_number`` masked by role."""
+
+    id = Id(required=True)
+    kind = fields.String()
+    name = fields.String()
+    mobile = fields.String(allow_none=True, metadata={
+        "description": "full for customer managers, sales supervisors, service agents and "
+                       "technicians; else 138****5678"})
+    email = fields.String(allow_none=True)
+    wechat_id = fields.String(allow_none=True)
+    gender = fields.String(allow_none=True)
+    birthday = _date()
+    id_number = fields.String(allow_none=True, metadata={
+        "description": "full for customer managers and sales supervisors; "
+                       "else 5101**********1234"})
+    occupation = fields.String(allow_none=True)
+    industry = fields.String(allow_none=True)
+    employer = fields.String(allow_none=True)
+    education = fields.String(allow_none=True)
+    income_band = fields.String(allow_none=True)
+    hometown = fields.String(allow_none=True)
+    city = fields.String(allow_none=True)
+    district = fields.String(allow_none=True)
+    source = fields.String(allow_none=True)
+    owner_id = fields.String(allow_none=True)
+    stage = fields.String(metadata={"enum": list(STAGES)})
+    stage_entered_at = _instant()
+    value_tier = fields.String(allow_none=True, metadata={"enum": list(VALUE_TIERS)})
+    churn_risk = fields.Raw(allow_none=True)
+    member = fields.Nested(MemberSchema)
+    consent = fields.Dict(keys=fields.String(), values=fields.Boolean())
+    tags = fields.List(fields.String())
+    custom_fields = fields.Dict()
+    contacts = fields.List(fields.Nested(ContactSchema))
+    leases_signed = fields.Integer()
+    merged_into = fields.String(allow_none=True)
+    archived = fields.Boolean()
+    erased = fields.Boolean()
+    created_at = _instant()
+    updated_at = _instant()
+
+    @post_dump
+    def _mask(self, data, **_):
+        # every response carrying a customer goes through here, so masking cannot be forgotten
+        from crm_gateway.auth import current_caller
+
+        caller = current_caller() if has_request_context() else None
+        return mask_customer(data, caller.roles if caller else ())
+
+
+CustomerPageSchema = page_of(CustomerSchema, "CustomerPage")
+
+
+class InteractionSchema(ma.Schema):
+    id = Id()
+    customer_id = fields.String()
+    channel = fields.String(metadata={"enum": list(CHANNELS)})
+    direction = fields.String()
+    summary = fields.String()
+    staff_id = fields.String(allow_none=True)
+    occurred_at = _instant()
+    created_at = _instant()
+
+
+InteractionPageSchema = page_of(InteractionSchema, "InteractionPage")
+
+
+class StageChangeSchema(ma.Schema):
+    from_stage = fields.String(allow_none=True)
+    to_stage = fields.String()
+    trigger = fields.String(allow_none=True)
+    event_id = fields.String(allow_none=True)
+    actor_id = fields.String(allow_none=True)
+    approver_id = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    occurred_at = _instant()
+
+
+class HandoverSchema(ma.Schema):
+    moved = fields.Integer()
+    customer_ids = fields.List(fields.String())
+
+
+class DuplicateSchema(ma.Schema):
+    customer = fields.Nested(CustomerSchema)
+    matched_on = fields.List(fields.String(), metadata={"description": "mobile, email, id_number"})
+
+
+class ImportErrorSchema(ma.Schema):
+    row = fields.Integer()
+    message = fields.String()
+
+
+class ImportResultSchema(ma.Schema):
+    created = fields.Integer()
+    updated = fields.Integer()
+    errors = fields.List(fields.Nested(ImportErrorSchema))
+
+
+class AlertSchema(ma.Schema):
+    id = Id()
+    customer_id = fields.String()
+    owner_id = fields.String(allow_none=True)
+    stage = fields.String()
+    stage_entered_at = _instant()
+    limit_days = fields.Integer()
+    status = fields.String(metadata={"enum": list(ALERT_STATUSES)})
+    created_at = _instant()
+    acknowledged_by = fields.String(allow_none=True)
+    acknowledged_at = _instant()
+    resolved_at = _instant()
+
+
+AlertPageSchema = page_of(AlertSchema, "AlertPage")
+
+
+# ---------------------------------------------------------------- the 360 view
+
+class SectionSchema(ma.Schema):
+    """A part of the 360 view that another service provides."""
+
+    available = fields.Boolean(required=True)
+    reason = fields.String(allow_none=True, metadata={
+        "description": "when unavailable: service_unavailable, service_timeout or service_error"})
+    message = fields.String(allow_none=True)
+    items = fields.List(fields.Dict(), metadata={"description": "list sections"})
+    data = fields.Dict(allow_none=True, metadata={"description": "the scores section"})
+
+
+class Customer360Schema(ma.Schema):
+    profile = fields.Nested(CustomerSchema, required=True)
+    stage_history = fields.List(fields.Nested(StageChangeSchema))
+    interactions = fields.Nested(InteractionPageSchema)
+    opportunities = fields.Nested(SectionSchema)
+    leases = fields.Nested(SectionSchema, metadata={"description": "each lease with its bills"})
+    tickets = fields.Nested(SectionSchema)
+    messages = fields.Nested(SectionSchema, metadata={"description": "campaign messages"})
+    scores = fields.Nested(SectionSchema)

@@ -1,0 +1,159 @@
+"""Transactional outbox: events are rows written with the change, published by a relay.
+
+``record_event(session, type, data)`` adds the event to the session's transaction: it is
+committed with the change or not at all. The relay (one greenthread per service process)
+publishes unpublished rows in order to the exchange ``<service>.events`` with publisher
+confirms, then stamps them ``published_at``. If the broker is down the rows wait and the relay
+retries with backoff; nothing is lost. Publishing is at least once (a crash between the
+broker's confirm and the stamp republishes a row), which consumers absorb by ``event_id``.
+
+Two relays of the same service (two instances running) on PostgreSQL claim disjoint rows with
+``FOR UPDATE SKIP LOCKED``; on SQLite (one instance by design) rows are read, published and
+then stamped.
+"""
+import json
+import logging
+import threading
+
+from kombu import Connection, Exchange
+from sqlalchemy import func, select, update
+
+from crm_kit import metrics
+from crm_kit.envelope import make_envelope, now
+from crm_kit.logging import get_correlation_id
+from crm_kit.models import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+
+def event_exchange(service):
+    # the same declaration nameko's @event_handler makes, so the two agree
+    return Exchange(f"{service}.events", type="topic", durable=True, delivery_mode=2)
+
+
+def record_event(session, event_type, data, version=1):
+    """Add an event to the current transaction; returns its envelope."""
+    envelope = make_envelope(event_type, data, source=session.info["service"],
+                             correlation_id=get_correlation_id(), version=version)
+    session.add(OutboxEvent(
+        event_id=envelope["event_id"], event_type=event_type,
+        envelope=json.dumps(envelope, ensure_ascii=False, default=str),
+        created_at=now()))
+    session.info["outbox_pending"] = True
+    return envelope
+
+
+def backlog(session):
+    return session.scalar(select(func.count()).select_from(OutboxEvent)
+                          .where(OutboxEvent.published_at.is_(None)))
+
+
+class OutboxRelay:
+    """Publishes a service's outbox rows. ``run()`` loops until ``stop()``."""
+
+    def __init__(self, service, sessionmaker, amqp_uri, batch_size=500, idle_poll=1.0,
+                 max_backoff=10.0):
+        self.service = service
+        self.sessionmaker = sessionmaker
+        self.amqp_uri = amqp_uri
+        self.batch_size = batch_size
+        self.idle_poll = idle_poll
+        self.max_backoff = max_backoff
+        self.exchange = event_exchange(service)
+        self._wake = threading.Event()  # green under eventlet's monkey patching
+        self._stopping = False
+        self._connection = None
+        self._producer = None
+
+    # -- control ---------------------------------------------------------------------------
+    def wake(self):
+        self._wake.set()
+
+    def stop(self):
+        self._stopping = True
+        self._wake.set()
+
+    def run(self):
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                published = self.relay_once()
+                backoff = 0.5
+            except Exception as exc:  # broker or database away: keep the rows, retry later
+                log.warning("outbox relay of %s failed, retrying in %.1fs: %s",
+                            self.service, backoff, exc)
+                self._close()
+                self._wake.wait(backoff)
+                self._wake.clear()
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if published < self.batch_size:
+                self._wake.wait(self.idle_poll)
+                self._wake.clear()
+        self._close()
+
+    # -- work ------------------------------------------------------------------------------
+    def relay_once(self):
+        """Publish one batch of unpublished rows; returns how many were published."""
+        session = self.sessionmaker()
+        try:
+            claims = session.get_bind().dialect.name != "sqlite"
+            query = (select(OutboxEvent.id, OutboxEvent.event_type, OutboxEvent.envelope)
+                     .where(OutboxEvent.published_at.is_(None))
+                     .order_by(OutboxEvent.id).limit(self.batch_size))
+            if claims:
+                query = query.with_for_update(skip_locked=True)
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog(session))
+            rows = session.execute(query).all()
+            if not claims:
+                session.rollback()  # release SQLite's single connection while publishing
+            if not rows:
+                session.rollback()
+                return 0
+            sent = []
+            try:
+                for row_id, event_type, envelope in rows:
+                    self._publish(event_type, envelope)
+                    sent.append(row_id)
+            finally:
+                if sent:
+                    session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(sent))
+                                    .values(published_at=now()))
+                    session.commit()
+                    metrics.EVENTS_PUBLISHED.labels(self.service).inc(len(sent))
+                else:
+                    session.rollback()
+            return len(sent)
+        finally:
+            session.close()
+
+    def _publish(self, event_type, envelope_json):
+        producer = self._get_producer()
+        envelope = json.loads(envelope_json)
+        headers = {"nameko.call_id_stack": [f"{self.service}.outbox.{envelope['event_id']}"]}
+        if envelope.get("correlation_id"):
+            headers["nameko.correlation_id"] = envelope["correlation_id"]
+        # with confirm_publish, publish() returns once the broker has taken the message
+        producer.publish(envelope_json.encode("utf-8"), exchange=self.exchange,
+                         routing_key=event_type, content_type="application/json",
+                         content_encoding="utf-8", headers=headers, delivery_mode=2,
+                         retry=False)
+
+    def _get_producer(self):
+        if self._producer is None:
+            self._connection = Connection(self.amqp_uri, connect_timeout=5,
+                                          transport_options={"confirm_publish": True})
+            self._connection.ensure_connection(max_retries=1)
+            self._producer = self._connection.Producer()
+            self.exchange(self._producer.channel).declare()
+        return self._producer
+
+    def _close(self):
+        self._producer = None
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # already broken; nothing more to release
+                pass
+            self._connection = None
+

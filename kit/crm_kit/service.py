@@ -1,0 +1,36 @@
+"""What every CRM service class inherits: its database, its metrics, and the admin RPCs.
+
+    class CustomerService(CrmService):
+        name = "customer"
+
+        @rpc(expected_exceptions=errors.EXPECTED)
+        def get_customer(self, customer_id):
+            with self.db.transaction() as session:
+                return customers.get(session, customer_id)
+"""
+from nameko.rpc import rpc
+
+from crm_kit import inbox
+from crm_kit.db import Database
+from crm_kit.metrics import Metrics
+
+
+class CrmService:
+    name = None  # set by each service
+
+    db = Database()
+    metrics = Metrics()
+
+    @rpc
+    def ping(self):
+        return {"service": self.name, "status": "ok"}
+
+    @rpc
+    def list_dead_letters(self, status="dead"):
+        """Events a handler kept failing on (``status`` ``dead`` or ``replayed``; None for all)."""
+        return inbox.list_dead_letters(self.db.provider, status)
+
+    @rpc
+    def replay_dead_letters(self, ids=None):
+        """Re-run waiting dead letters (all, or the given ids) through their handlers."""
+        return inbox.replay_dead_letters(self.db.provider, type(self), self, ids)

@@ -1,0 +1,636 @@
+"""The container and deployment files agree with the code and with each other.
+
+No network and no docker engine: docker-compose.yml, the Dockerfiles, .dockerignore and deploy/
+are read as files. Where a tool can check more without an engine (the `docker compose` CLI,
+the installed CRM packages), the test uses it and otherwise skips, saying why.
+
+Conventions these checks hold every service to (deploy/README.md, "Adding a service"):
+folder services/<dir>  ->  compose service <dir>, Dockerfile services/<dir>/Dockerfile,
+python module <key>_service, database and role <key>, metrics port METRICS_PORTS[<key>],
+where <key> is <dir> with '-' replaced by '_' (services/service-desk -> service_desk).
+"""
+import ast
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DEPLOY = ROOT / "deploy"
+PROMETHEUS_FILE = DEPLOY / "prometheus" / "prometheus.yml"
+ALERTS_FILE = DEPLOY / "prometheus" / "alerts.yml"
+POSTGRES_INIT = DEPLOY / "postgres" / "initdb.d" / "10-crm-databases.sh"
+MAKE_ENV = DEPLOY / "make-env.sh"
+INFRA = {"rabbitmq", "postgres"}
+
+
+# ---------------------------------------------------------------- what the repository holds
+
+def service_dirs():
+    return sorted(p.name for p in (ROOT / "services").iterdir()
+                  if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def key(service_dir):
+    return service_dir.replace("-", "_")
+
+
+@lru_cache(maxsize=None)
+def metrics_ports():
+    """METRICS_PORTS from kit/crm_kit/config.py, read as a literal (the kit need not be installed)."""
+    tree = ast.parse((ROOT / "kit" / "crm_kit" / "config.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "METRICS_PORTS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("kit/crm_kit/config.py defines no METRICS_PORTS")
+
+
+class App:
+    """A CRM process that ships as an image: a service or the gateway."""
+
+    def __init__(self, name, folder, module, port, database, database_env):
+        self.name, self.folder, self.module = name, folder, module
+        self.port, self.database, self.database_env = port, database, database_env
+
+    @property
+    def dockerfile(self):
+        return f"{self.folder}/Dockerfile"
+
+    def __repr__(self):
+        return self.name
+
+
+def apps():
+    found = [App("gateway", "gateway", "crm_gateway", metrics_ports()["gateway"], "gateway",
+                 "CRM_GATEWAY_DATABASE_URL")]
+    for d in service_dirs():
+        found.append(App(d, f"services/{d}", f"{key(d)}_service",
+                         metrics_ports().get(key(d)), key(d), "CRM_DATABASE_URL"))
+    return found
+
+
+APPS = apps()
+SERVICE_APPS = [a for a in APPS if a.name != "gateway"]
+
+
+# ---------------------------------------------------------------- compose, read as text and YAML
+
+@lru_cache(maxsize=None)
+def compose():
+    return yaml.safe_load(COMPOSE_FILE.read_text())  # safe_load resolves the `<<:` merge keys
+
+
+def services():
+    return compose()["services"]
+
+
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+def interpolate(text, env=None):
+    """Compose's ${NAME}, ${NAME:-default} and ${NAME:?error}, with `env` as the environment."""
+    env = env or {}
+
+    def one(m):
+        value = env.get(m["name"])
+        if m["op"] in (":-", "-"):
+            return value if value else m["arg"]
+        if m["op"] in (":?", "?") and not value:
+            raise KeyError(m["name"])
+        return value or ""
+    return _VAR.sub(one, str(text))
+
+
+def environment(service):
+    env = services()[service].get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def container_ports(service):
+    """Every port the service's containers listen on, as compose declares it."""
+    svc = services()[service]
+    ports = {int(interpolate(p)) for p in svc.get("expose", [])}
+    for spec in svc.get("ports", []):
+        ports.add(int(interpolate(spec).rsplit(":", 1)[-1].split("/")[0]))
+    return ports
+
+
+def published(service):
+    """{container port: host port} of the service's published ports (defaults interpolated)."""
+    out = {}
+    for spec in services().get(service, {}).get("ports", []):
+        parts = interpolate(spec).split(":")
+        out[int(parts[-1])] = int(parts[-2])
+    return out
+
+
+# ---------------------------------------------------------------- Dockerfiles
+
+def dockerfile_instructions(path):
+    """[(INSTRUCTION, arguments)], continuation lines joined, comments dropped."""
+    instructions, current = [], ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if current and line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        word, _, rest = current.strip().partition(" ")
+        instructions.append((word.upper(), rest.strip()))
+        current = ""
+    return instructions
+
+
+def arguments(instruction_args):
+    """Exec-form (JSON array) or shell-form arguments as a list."""
+    if instruction_args.startswith("["):
+        return json.loads(instruction_args)
+    return shlex.split(instruction_args)
+
+
+def copy_sources(instruction_args):
+    words = arguments(instruction_args)
+    if any(w.startswith("--from") for w in words):
+        return []  # from another stage or image, not from the build context
+    words = [w for w in words if not w.startswith("--")]
+    return words[:-1]
+
+
+def the(instructions, name):
+    found = [args for word, args in instructions if word == name]
+    assert found, f"no {name} instruction"
+    return found[-1]
+
+
+# ---------------------------------------------------------------- .dockerignore (Docker's rules)
+
+@lru_cache(maxsize=None)
+def dockerignore_rules():
+    rules = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line[1:] if negate else line
+        pattern = pattern.strip("/")
+        regex, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                regex, i = regex + pattern[i:end + 1], end + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((re.compile(regex + r"\Z"), negate))
+    return rules
+
+
+def docker_ignores(relpath):
+    """True when Docker leaves `relpath` out of the build context: the last rule that matches the
+    path or one of its parent folders decides."""
+    parts = relpath.strip("/").split("/")
+    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    ignored = False
+    for regex, negate in dockerignore_rules():
+        if any(regex.match(c) for c in candidates):
+            ignored = not negate
+    return ignored
+
+
+# ---------------------------------------------------------------- every app has an image and a service
+
+def test_every_service_folder_is_known():
+    assert (ROOT / "services" / "customer").is_dir()
+    assert [a.name for a in SERVICE_APPS] == service_dirs()
+
+
+@pytest.mark.parametrize("app", APPS, ids=repr)
+def test_app_has_a_metrics_port_in_the_kit(app):
+    assert app.port, (f"crm_kit.config.METRICS_PORTS has no port for {key(app.name)!r}: "
+                      "add one there first")
+
+
+@pytest.mark.parametrize("app", APPS, ids=repr)
+def test_compose_service_is_built_from_the_apps_dockerfile(app):
+    assert app.name in services(), f"docker-compose.yml has no service {app.name!r}"
+    build = services()[app.name].get("build")
+    assert isinstance(build, dict), f"{app.name}: build must be {{context: ., dockerfile: ...}}"
+    assert build.get("context") == ".", "the build context is the repository root"
+    assert build.get("dockerfile") == app.dockerfile
+    assert (ROOT / app.dockerfile).is_file()
+
+
+@pytest.mark.parametrize("app", APPS, ids=repr)
+def test_dockerfile_copies_only_what_exists_and_is_in_the_context(app):
+    instructions = dockerfile_instructions(ROOT / app.dockerfile)
+    sources = [s for word, args in instructions if word in ("COPY", "ADD")
+               for s in copy_sources(args)]
+    assert "kit/" in sources and f"{app.folder}/" in sources, \
+        "the image installs the kit and the app from the build context"
+    for source in sources:
+        path = ROOT / source
+        assert path.exists(), f"{app.dockerfile}: COPY source {source} does not exist"
+        assert not docker_ignores(source), f".dockerignore leaves {source} out of the context"
+        if path.is_dir():  # what pip needs from the folder must reach the image
+            needed = [path / "pyproject.toml"] + [
+                p for p in path.rglob("*.py")
+                if "tests" not in p.relative_to(path).parts
+                and "__pycache__" not in p.parts and ".egg-info" not in str(p)]
+            for p in needed:
+                rel = p.relative_to(ROOT).as_posix()
+                assert p.exists(), f"{rel} is missing"
+                assert not docker_ignores(rel), f".dockerignore leaves {rel} out of the context"
+
+
+@pytest.mark.parametrize("app", APPS, ids=repr)
+def test_dockerfile_installs_from_the_pins_on_python_311_slim(app):
+    instructions = dockerfile_instructions(ROOT / app.dockerfile)
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", the(instructions, "FROM").split()[0])
+    installs = [args for word, args in instructions if word == "RUN" and "pip install" in args]
+    assert installs, "no pip install"
+    for args in installs:
+        assert "-c requirements/constraints.txt" in args, f"unpinned install: {args}"
+
+
+@pytest.mark.parametrize("app", APPS, ids=repr)
+def test_image_runs_as_a_non_root_user(app):
+    user = the(dockerfile_instructions(ROOT / app.dockerfile), "USER").split(":")[0]
+    assert user not in ("root", "0"), f"{app.dockerfile} runs as root"
+
+
+@pytest.mark.parametrize("app", APPS, ids=repr)
+def test_image_exposes_and_health_checks_its_metrics_port(app):
+    instructions = dockerfile_instructions(ROOT / app.dockerfile)
+    assert str(app.port) in the(instructions, "EXPOSE").split()
+    env = " ".join(args for word, args in instructions if word == "ENV")
+    if app.name == "gateway":
+        assert f"CRM_GATEWAY_BIND=0.0.0.0:{app.port}" in env
+    else:
+        assert f"CRM_METRICS_PORT={app.port}" in env
+        assert "CRM_METRICS_HOST=0.0.0.0" in env, "the kit binds 127.0.0.1 unless told otherwise"
+    healthcheck = the(instructions, "HEALTHCHECK")
+    assert "urllib.request" in healthcheck and "/healthz" in healthcheck
+    assert str(app.port) in healthcheck
+
+
+def entry_point(app):
+    """(modules that must be importable, (module, attribute) the process starts) from the CMD."""
+    cmd = the(dockerfile_instructions(ROOT / app.dockerfile), "CMD")
+    assert cmd.startswith("["), "CMD in exec form, so SIGTERM reaches the process"
+    argv = json.loads(cmd)
+    if app.name == "gateway":
+        assert argv[:3] == ["gunicorn", "-c", "python:crm_gateway.gunicorn_conf"], argv
+        target = argv[3]
+        assert target == "crm_gateway.app:create_app()", argv
+        return ["gunicorn", "crm_gateway.gunicorn_conf"], ("crm_gateway.app", "create_app")
+    assert argv[:3] == ["python", "-m", "crm_kit.run"], argv
+    module, _, attribute = argv[3].partition(":")
+    assert module == f"{app.module}.service" and attribute, argv
+    return ["crm_kit.run"], (module, attribute)
+
+
+@pytest.mark.parametrize("app", APPS, ids=repr)
+def test_cmd_names_an_importable_entry_point(app):
+    modules, (module, attribute) = entry_point(app)
+    missing = [m for m in {m.split(".")[0] for m in modules + [module]}
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"{', '.join(sorted(missing))} not installed in this venv "
+                    f"(pip install -e kit -e {app.folder}); CMD checked for shape only")
+    for m in modules + [module]:
+        assert importlib.util.find_spec(m) is not None, f"{app.dockerfile}: no module {m}"
+    # Import in a child process: the service module may import eventlet and nameko.
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import importlib, sys; getattr(importlib.import_module(sys.argv[1]), sys.argv[2])",
+         module, attribute],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert probe.returncode == 0, f"{module}:{attribute} does not import:\n{probe.stderr}"
+
+
+# ---------------------------------------------------------------- compose wiring
+
+def test_every_compose_service_has_a_healthcheck():
+    for name, svc in services().items():
+        test = (svc.get("healthcheck") or {}).get("test")
+        assert test and not (svc["healthcheck"].get("disable")), f"{name} has no healthcheck"
+
+
+def test_every_compose_service_restarts():
+    for name, svc in services().items():
+        assert svc.get("restart") in ("unless-stopped", "always", "on-failure"), name
+
+
+def test_depends_on_names_existing_services_and_waits_for_health():
+    for name, svc in services().items():
+        depends = svc.get("depends_on") or {}
+        assert isinstance(depends, dict), f"{name}: depends_on with conditions, not a list"
+        for other, spec in depends.items():
+            assert other in services(), f"{name} depends on unknown service {other}"
+            assert spec.get("condition") == "service_healthy", f"{name} -> {other}"
+
+
+@pytest.mark.parametrize("app", APPS, ids=repr)
+def test_app_waits_for_broker_and_database_and_gets_the_kit_settings(app):
+    svc = services()[app.name]
+    assert INFRA <= set(svc.get("depends_on") or {})
+    env = environment(app.name)
+    assert env.get("CRM_AMQP_URI", "").endswith("@rabbitmq:5672/")
+    url = env.get(app.database_env, "")
+    assert url.startswith(f"postgresql://{app.database}:"), f"{app.database_env}={url}"
+    assert url.endswith(f"@postgres:5432/{app.database}"), f"{app.database_env}={url}"
+    if app.name == "gateway":
+        assert env["CRM_GATEWAY_BIND"] == f"0.0.0.0:{app.port}"
+        for name in ("CRM_JWT_SECRET", "CRM_ADMIN_USERNAME", "CRM_ADMIN_PASSWORD"):
+            assert name in env
+    else:
+        assert env.get("CRM_METRICS_PORT") == str(app.port)
+        assert env.get("CRM_METRICS_HOST") == "0.0.0.0", "Prometheus scrapes from another container"
+    assert app.port in container_ports(app.name), f"{app.name} must expose {app.port}"
+
+
+def test_published_ports():
+    assert published("gateway").get(8000) == 8000
+    assert published("rabbitmq").get(15672) == 15672
+    assert published("prometheus").get(9090) == 9090
+    # the broker's AMQP port, the database and the services stay on the compose network
+    assert set(published("rabbitmq")) == {15672}
+    for name in ["postgres"] + [a.name for a in SERVICE_APPS]:
+        assert not published(name), f"{name} publishes {published(name)}"
+
+
+def test_infrastructure_images():
+    assert services()["rabbitmq"]["image"] == "rabbitmq:3.13-management"
+    assert services()["postgres"]["image"].split(":")[1].split("-")[0] == "16"
+    assert services()["prometheus"]["image"].startswith("prom/prometheus:v")
+    assert services()["rabbitmq"]["healthcheck"]["test"][1:] == ["rabbitmq-diagnostics", "-q", "ping"]
+
+
+def mounts(service):
+    out = {}
+    for volume in services()[service].get("volumes", []):
+        source, target = volume.split(":")[:2]
+        out[target] = source
+    return out
+
+
+def test_mounted_deploy_files_exist():
+    for name in services():
+        for target, source in mounts(name).items():
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_rabbitmq_enables_management_and_prometheus_plugins():
+    assert mounts("rabbitmq")["/etc/rabbitmq/enabled_plugins"] == "./deploy/rabbitmq/enabled_plugins"
+    text = (DEPLOY / "rabbitmq" / "enabled_plugins").read_text().strip()
+    assert re.fullmatch(r"\[[a-z_, ]+\]\.", text), "an Erlang list ending with a full stop"
+    assert {"rabbitmq_management", "rabbitmq_prometheus"} <= {
+        p.strip() for p in text[1:-2].split(",")}
+    assert 15692 in container_ports("rabbitmq")
+
+
+# ---------------------------------------------------------------- Prometheus
+
+@lru_cache(maxsize=None)
+def prometheus():
+    return yaml.safe_load(PROMETHEUS_FILE.read_text())
+
+
+def scrape_targets():
+    """[(job, host, port, metrics_path)]"""
+    out = []
+    for job in prometheus()["scrape_configs"]:
+        for group in job.get("static_configs", []):
+            for target in group["targets"]:
+                host, port = target.rsplit(":", 1)
+                out.append((job["job_name"], host, int(port), job.get("metrics_path", "/metrics")))
+    return out
+
+
+def test_prometheus_is_mounted_with_its_rules():
+    assert mounts("prometheus")["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/prometheus.yml"
+    assert mounts("prometheus")["/etc/prometheus/alerts.yml"] == "./deploy/prometheus/alerts.yml"
+    assert prometheus()["rule_files"] == ["alerts.yml"]
+
+
+def test_every_prometheus_target_is_a_compose_service_port():
+    jobs = [job["job_name"] for job in prometheus()["scrape_configs"]]
+    assert len(jobs) == len(set(jobs)), "job names must be unique"
+    for job, host, port, _ in scrape_targets():
+        assert host in services(), f"job {job}: no compose service {host}"
+        assert port in container_ports(host), f"job {job}: {host} does not expose {port}"
+
+
+def test_every_app_and_the_broker_are_scraped():
+    scraped = {(host, port, path) for _, host, port, path in scrape_targets()}
+    for app in APPS:
+        assert (app.name, app.port, "/metrics") in scraped, f"{app.name}:{app.port} not scraped"
+    assert ("rabbitmq", 15692, "/metrics") in scraped
+    jobs = {job: host for job, host, _, _ in scrape_targets()}
+    for app in APPS:
+        assert jobs.get(app.name) == app.name, f"the job of {app.name} is named {app.name}"
+
+
+def test_alert_rules_are_well_formed():
+    rules = yaml.safe_load(ALERTS_FILE.read_text())
+    names = [r["alert"] for g in rules["groups"] for r in g["rules"]]
+    assert "CrmTargetDown" in names
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            assert rule["expr"] and rule["labels"]["severity"] and rule["annotations"]["summary"]
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def test_postgres_creates_a_database_and_role_for_every_app():
+    assert mounts("postgres")["/docker-entrypoint-initdb.d"] == "./deploy/postgres/initdb.d"
+    env = environment("postgres")
+    databases = env["CRM_DATABASES"].split()
+    assert sorted(databases) == sorted(a.database for a in APPS)
+    for name in databases:
+        var = f"CRM_{name.upper()}_DB_PASSWORD"
+        assert env.get(var) == f"${{{var}:?run deploy/make-env.sh}}", f"postgres needs {var}"
+    assert env["POSTGRES_PASSWORD"].startswith("${CRM_POSTGRES_PASSWORD:?")
+    # the healthcheck goes over TCP, so it stays red while the init script runs
+    assert "127.0.0.1" in services()["postgres"]["healthcheck"]["test"]
+
+
+def test_postgres_init_script_creates_each_database(tmp_path):
+    """Runs the init script with a stand-in psql that records what it is sent."""
+    assert POSTGRES_INIT.stat().st_mode & stat.S_IXUSR, "the init script must be executable"
+    fake = tmp_path / "bin" / "psql"
+    fake.parent.mkdir()
+    log = tmp_path / "psql.log"
+    fake.write_text(f'#!/usr/bin/env bash\n{{ printf "ARGS %s\\n" "$*"; cat; }} >> "{log}"\n')
+    fake.chmod(0o755)
+    names = [a.database for a in APPS]
+    env = {"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+           "POSTGRES_USER": "postgres", "CRM_DATABASES": " ".join(names)}
+    env.update({f"CRM_{n.upper()}_DB_PASSWORD": f"pw-{n}" for n in names})
+    run = subprocess.run(["bash", str(POSTGRES_INIT)], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    calls = log.read_text().split("ARGS ")[1:]
+    assert len(calls) == len(names)
+    for name, call in zip(names, calls):
+        assert f"--set=name={name} --set=password=pw-{name}" in call
+        for statement in ("CREATE ROLE %I LOGIN", "PASSWORD %L", "CREATE DATABASE %I OWNER %I",
+                          "REVOKE ALL ON DATABASE %I FROM PUBLIC"):
+            assert statement in call
+        assert f"pw-{name}" not in call.split("\n", 1)[1], "the password never enters SQL text"
+    # a missing password stops the init (and so the container) instead of leaving a hole
+    env.pop(f"CRM_{names[-1].upper()}_DB_PASSWORD")
+    run = subprocess.run(["bash", str(POSTGRES_INIT)], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode != 0 and f"CRM_{names[-1].upper()}_DB_PASSWORD" in run.stderr
+
+
+# ---------------------------------------------------------------- secrets
+
+SECRET_NAME = re.compile(r"PASSWORD|PASS$|SECRET")
+
+
+def deploy_text_files():
+    files = [COMPOSE_FILE] + [p for p in DEPLOY.rglob("*") if p.is_file()]
+    return [p for p in files if p.suffix in ("", ".yml", ".yaml", ".sh", ".md", ".conf", ".txt",
+                                             ".env", ".example")]
+
+
+def test_no_admin_password_literal_in_deploy_files_or_compose():
+    assignment = re.compile(r"CRM_ADMIN_PASSWORD\s*[=:]\s*(?P<value>\S*)")
+    for path in deploy_text_files():
+        for line in path.read_text().splitlines():
+            for m in assignment.finditer(line):
+                value = m["value"].strip("\"'`")
+                assert value.startswith(("${CRM_ADMIN_PASSWORD:?", "$(")) or not value, \
+                    f"{path.relative_to(ROOT)}: admin password literal in {line.strip()!r}"
+
+
+def test_every_secret_in_compose_is_required_from_the_environment():
+    text = COMPOSE_FILE.read_text()
+    for m in _VAR.finditer(text):
+        if SECRET_NAME.search(m["name"]):
+            assert m["op"] in (":?", "?"), f"${{{m['name']}}} must be required, not defaulted"
+    for name, svc in services().items():
+        for var, value in environment(name).items():
+            if SECRET_NAME.search(var):
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value), f"{name}.{var}={value}"
+            for cred in re.finditer(r"://(?:\$\{[^}]*\}|[^:/@$]+):(?P<password>[^@]*)@", value):
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", cred["password"]), \
+                    f"{name}.{var} has a password that is not required from the environment"
+
+
+def test_dotenv_never_enters_an_image():
+    assert docker_ignores(".env") and docker_ignores("services/customer/.env")
+    assert docker_ignores(".git/config") and docker_ignores(".venv/bin/python")
+
+
+def required_variables():
+    return sorted({m["name"] for m in _VAR.finditer(COMPOSE_FILE.read_text())
+                   if m["op"] in (":?", "?")})
+
+
+def read_env_file(path):
+    return dict(line.split("=", 1) for line in path.read_text().splitlines()
+                if line and not line.startswith("#"))
+
+
+def test_make_env_writes_every_required_setting_once(tmp_path):
+    target = tmp_path / ".env"
+    run = subprocess.run(["bash", str(MAKE_ENV), str(target)], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    values = read_env_file(target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    for name in required_variables():
+        assert values.get(name), f"make-env.sh does not write {name}"
+        if SECRET_NAME.search(name):  # random, and hex so it is safe inside a URL
+            assert re.fullmatch(r"[0-9a-f]{48,}", values[name]), name
+    assert len(set(v for k, v in values.items() if SECRET_NAME.search(k))) == \
+        len([k for k in values if SECRET_NAME.search(k)]), "every secret is different"
+    # run again: nothing changes, nothing is duplicated
+    before = target.read_text()
+    subprocess.run(["bash", str(MAKE_ENV), str(target)], check=True, capture_output=True, timeout=60)
+    assert target.read_text() == before
+    # a setting that went missing (a new service) is added, the others are kept
+    target.write_text("\n".join(l for l in before.splitlines()
+                                if not l.startswith("CRM_CUSTOMER_DB_PASSWORD=")) + "\n")
+    subprocess.run(["bash", str(MAKE_ENV), str(target)], check=True, capture_output=True, timeout=60)
+    after = read_env_file(target)
+    assert after["CRM_CUSTOMER_DB_PASSWORD"] != values["CRM_CUSTOMER_DB_PASSWORD"]
+    assert {k: v for k, v in after.items() if k != "CRM_CUSTOMER_DB_PASSWORD"} == \
+        {k: v for k, v in values.items() if k != "CRM_CUSTOMER_DB_PASSWORD"}
+
+
+def test_compose_interpolates_with_the_generated_settings(tmp_path):
+    target = tmp_path / ".env"
+    subprocess.run(["bash", str(MAKE_ENV), str(target)], check=True, capture_output=True, timeout=60)
+    env = read_env_file(target)
+    for name, svc in services().items():
+        for var, value in environment(name).items():
+            interpolate(value, env)  # raises KeyError for a required variable make-env misses
+    with pytest.raises(KeyError):
+        interpolate(environment("gateway")["CRM_ADMIN_PASSWORD"], {})
+
+
+# ---------------------------------------------------------------- the compose CLI, where there is one
+
+def compose_cli():
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def run_compose_config(cli, env_file):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "COMPOSE_"))}
+    return subprocess.run(cli + ["--env-file", str(env_file), "-f", str(COMPOSE_FILE),
+                                 "config", "-q"],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+
+
+def test_compose_cli_accepts_the_file(tmp_path):
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed here")
+    settings = tmp_path / "settings.env"
+    subprocess.run(["bash", str(MAKE_ENV), str(settings)], check=True, capture_output=True,
+                   timeout=60)
+    ok = run_compose_config(cli, settings)
+    assert ok.returncode == 0, ok.stderr
+    # and without the settings it refuses to start, naming what is missing
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    refused = run_compose_config(cli, empty)
+    assert refused.returncode != 0
+    assert "make-env" in refused.stderr
