@@ -11,8 +11,6 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # the `sample` services package
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
 
-PRODUCER = "sample.services:Producer"
-CONSUMER = "sample.services:Consumer"
 
 
 @pytest.fixture

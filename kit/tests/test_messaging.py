@@ -14,7 +14,7 @@ from crm_kit.models import DeadLetter, OutboxEvent
 from crm_kit.testing import EventTap, publish_event, wait_until
 from sample.services import Switch
 
-from conftest import CONSUMER, PRODUCER
+from kit_fixtures import CONSUMER, PRODUCER
 
 
 def test_committed_change_is_published_with_the_envelope(start_service, database_url, amqp_uri,

@@ -4,7 +4,8 @@ owns the transaction. Every change records its event in the outbox (same transac
 """
 import uuid
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
+from sqlalchemy import update as sql_update
 
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, InvalidInput, NotFound
@@ -290,7 +291,7 @@ def _owner_changed(session, customer, old_owner, reason, actor):
                             to_owner_id=customer.owner_id, reason=reason,
                             actor_id=actor_id(actor), occurred_at=moment))
     # open stagnation alerts follow the customer to the new owner
-    session.execute(update(StagnationAlert)
+    session.execute(sql_update(StagnationAlert)
                     .where(StagnationAlert.customer_id == customer.id,
                            StagnationAlert.status == "open")
                     .values(owner_id=customer.owner_id))
@@ -366,9 +367,9 @@ def merge(session, survivor_id, duplicate_id, actor):
                                          email=contact.email, title=contact.title,
                                          is_primary=False))
     for model in (Interaction, StageChange, OwnerChange, ChurnDecision, PointEntry):
-        session.execute(update(model).where(model.customer_id == duplicate.id)
+        session.execute(sql_update(model).where(model.customer_id == duplicate.id)
                         .values(customer_id=survivor.id))
-    session.execute(update(StagnationAlert).where(StagnationAlert.customer_id == duplicate.id,
+    session.execute(sql_update(StagnationAlert).where(StagnationAlert.customer_id == duplicate.id,
                                                   StagnationAlert.status == "open")
                     .values(status="resolved", resolved_at=moment))
     survivor.points += duplicate.points
@@ -414,9 +415,9 @@ def erase(session, customer_id, actor):
     customer.custom_fields = {}
     customer.contacts = []
     customer.tags = []
-    session.execute(update(Interaction).where(Interaction.customer_id == customer.id)
+    session.execute(sql_update(Interaction).where(Interaction.customer_id == customer.id)
                     .values(summary="[erased]"))
-    session.execute(update(ChurnDecision).where(ChurnDecision.customer_id == customer.id)
+    session.execute(sql_update(ChurnDecision).where(ChurnDecision.customer_id == customer.id)
                     .values(reason="[erased]"))
     customer.erased_at = customer.updated_at = moment
     record_event(session, "customer.erased", {"customer_id": customer.id,

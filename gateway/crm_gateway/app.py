@@ -1,0 +1,102 @@
+"""The Flask app factory of the gateway.
+
+Request pipeline, in order: metrics timer → correlation id (``X-Request-ID``) → permission
+check (``crm_gateway.auth.authorize_request``, from the table in ``permissions.py``) → view
+(marshmallow in, one RPC, marshmallow out) → errors in the api.md format (``errors.py``).
+"""
+import re
+import uuid
+
+from flask import Flask, g, request
+from flask_smorest import Api
+
+from crm_kit.logging import reset_correlation_id, set_correlation_id
+from crm_gateway import auth, db, errors, metrics
+from crm_gateway import settings as settings_module
+from crm_gateway.blueprints import auth as auth_blueprint
+from crm_gateway.blueprints import customers, ops, staff
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# accept a caller's request id only if it is a harmless token (it lands in every log line)
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+MAX_BODY_BYTES = 20 * 1024 * 1024  # a CSV import of some 50 000 customers
+
+
+class GatewayApi(Api):
+    """flask-smorest with the api.md error body, in answers and in the OpenAPI."""
+
+    ERROR_SCHEMA = errors.ErrorSchema
+
+    def handle_http_exception(self, error):
+        return errors.handle_http_exception(error)
+
+
+def _start_request():
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    g.correlation_id = given if REQUEST_ID_PATTERN.match(given) else str(uuid.uuid4())
+    g.correlation_token = set_correlation_id(g.correlation_id)
+
+
+def _add_request_id(response):
+    if "correlation_id" in g:
+        response.headers[REQUEST_ID_HEADER] = g.correlation_id
+    return response
+
+
+def _end_request(_exc=None):
+    token = g.pop("correlation_token", None)
+    if token is not None:
+        reset_correlation_id(token)
+
+
+def _openapi_config(settings):
+    return {
+        "API_TITLE": "CRM API",
+        "API_VERSION": settings.version,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {
+            "info": {"description": (
+                "The CRM's HTTP API for staff apps. Sign in with `POST /api/v1/auth/token`, "
+                "then send `Authorization: Bearer <access_token>`. Errors always look like "
+                '`{"error": {"code", "message", "details"}}`. Send `X-Request-ID` to trace a '
+                "request through every service; it is echoed back.")},
+            "security": [{"bearerAuth": []}],
+        },
+    }
+
+
+def create_app(config=None):
+    settings = settings_module.load(config)
+
+    app = Flask("crm_gateway", static_folder=None)
+    app.config.update(_openapi_config(settings))
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["CRM_SETTINGS"] = settings
+    app.json.sort_keys = False  # fields in the order the schemas declare them
+    app.json.ensure_ascii = False  # Chinese names stay readable
+
+    engine = db.make_engine(settings.database_url)
+    sessions = db.make_sessionmaker(engine)
+    app.extensions["crm_gateway"] = {"engine": engine, "sessions": sessions}
+    with db.startup_lock(settings.data_dir):
+        db.upgrade(settings.database_url)
+        auth.ensure_first_admin(sessions, settings)
+
+    # the order of these hooks is the request pipeline (see the module docstring)
+    metrics.init_app(app)
+    app.before_request(_start_request)
+    app.before_request(auth.authorize_request)
+    app.after_request(_add_request_id)
+    app.teardown_request(_end_request)
+    app.teardown_appcontext(db.close_session)
+
+    api = GatewayApi(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    errors.register(app)  # after Api(): replaces flask-smorest's own error handler
+    for blueprint in (auth_blueprint.blp, staff.blp, customers.blp, ops.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(ops.docs)
+    return app

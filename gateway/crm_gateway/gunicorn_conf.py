@@ -1,0 +1,49 @@
+"""gunicorn settings of the gateway: ``gunicorn -c python:crm_gateway.gunicorn_conf 'crm_gateway.app:create_app()'``.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| CRM_GATEWAY_BIND | 127.0.0.1:8000 | address to listen on |
+| CRM_GATEWAY_WORKERS | 1 | processes (each has its own RPC connection) |
+| CRM_GATEWAY_THREADS | 32 | threads per process (gthread) sharing that connection |
+| CRM_GATEWAY_TIMEOUT | 120 | seconds before a silent worker is restarted (CSV import/export) |
+| CRM_GATEWAY_JSON_ACCESS_LOG | 0 | 1: access log as JSON lines on stdout |
+| PROMETHEUS_MULTIPROC_DIR | unset | needed with more than one worker, so /metrics sums all |
+"""
+import json
+import os
+
+from crm_kit import config
+from crm_kit import logging as crm_logging
+
+bind = config.env("CRM_GATEWAY_BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+workers = int(config.env("CRM_GATEWAY_WORKERS", "1"))
+threads = int(config.env("CRM_GATEWAY_THREADS", "32"))
+timeout = int(config.env("CRM_GATEWAY_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+# the app is built in each worker, after the fork: the RPC client's I/O thread and the
+# database pool must not be shared across processes
+preload_app = False
+
+# application logs: one JSON line per record with the request's correlation id
+crm_logging.configure("gateway")
+errorlog = "-"
+loglevel = config.log_level().lower()
+
+if config.env("CRM_GATEWAY_JSON_ACCESS_LOG", "0") in ("1", "true", "yes"):
+    accesslog = "-"
+    # gunicorn's atoms: no query string (it may hold a mobile number), no body
+    access_log_format = json.dumps({
+        "time": "%(t)s", "logger": "gunicorn.access", "service": "gateway",
+        "correlation_id": "%({x-request-id}o)s", "method": "%(m)s", "path": "%(U)s",
+        "status": "%(s)s", "bytes": "%(B)s", "duration_ms": "%(M)s",
+        "remote": "%(h)s", "user_agent": "%(a)s",
+    })
+
+
+def child_exit(_server, worker):
+    """A dead worker's samples must stop counting as live gauges in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)
