@@ -1,0 +1,29 @@
+# The two commands of the README: `make up` runs the system, `make test` runs every test.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PACKAGES := -e kit -e services/customer -e gateway
+STAMP := $(VENV)/.installed
+
+.PHONY: up test install bench clean
+
+up: install
+	$(PY) scripts/up.py
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): requirements/constraints.txt requirements/test.txt kit/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt $(PACKAGES) -r requirements/test.txt
+	touch $(STAMP)
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache
