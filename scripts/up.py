@@ -48,7 +48,14 @@ def service_env(name, data_dir):
     own = os.environ.get(f"CRM_{name.upper()}_DATABASE_URL")
     if own:
         env["CRM_DATABASE_URL"] = own
+    port = os.environ.get(f"CRM_{name.upper()}_METRICS_PORT")
+    if port:
+        env["CRM_METRICS_PORT"] = port
     return env
+
+
+def metrics_port(name):
+    return int(os.environ.get(f"CRM_{name.upper()}_METRICS_PORT") or config.metrics_port(name))
 
 
 def ready(url):
@@ -81,7 +88,7 @@ def main():
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    probes = {name: f"http://127.0.0.1:{config.metrics_port(name)}/readyz" for name, _ in SERVICES}
+    probes = {name: f"http://127.0.0.1:{metrics_port(name)}/readyz" for name, _ in SERVICES}
     probes["gateway"] = f"http://{bind}/healthz"
     announced = False
     exit_code = 0
@@ -97,7 +104,7 @@ def main():
                 announced = True
                 print(f"\nCRM is up: API http://{bind}/api/v1  docs http://{bind}/docs  "
                       f"metrics http://{bind}/metrics (services: "
-                      + ", ".join(f"{n} :{config.metrics_port(n)}" for n, _ in SERVICES)
+                      + ", ".join(f"{n} :{metrics_port(n)}" for n, _ in SERVICES)
                       + f"). Data in {data_dir}. Ctrl-C stops everything.\n", flush=True)
             time.sleep(0.5)
     except KeyboardInterrupt:

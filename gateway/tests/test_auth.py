@@ -5,7 +5,7 @@ import time
 
 import jwt
 
-from conftest import ADMIN_PASSWORD, STAFF_PASSWORD, make_app
+from gateway_support import ADMIN_PASSWORD, STAFF_PASSWORD, make_app
 
 
 def test_good_password_gives_a_bearer_token(api):
@@ -63,8 +63,8 @@ def test_expired_token_is_401(api):
     assert "expired" in response.json["error"]["message"]
 
 
-def test_token_ttl_is_configurable(tmp_path, broker_vhost):
-    app = make_app(tmp_path, TOKEN_TTL=60)
+def test_token_ttl_is_configurable(tmp_path, broker_uri):
+    app = make_app(tmp_path, broker_uri, TOKEN_TTL=60)
     response = app.test_client().post("/api/v1/auth/token",
                                       json={"username": "admin", "password": ADMIN_PASSWORD})
     assert response.json["expires_in"] == 60
@@ -98,16 +98,16 @@ def test_deactivated_staff_cannot_use_tokens_or_sign_in(api):
 
 
 def test_role_change_applies_on_the_next_request(api):
-    staff = api.create_staff("bo", ["admin"])
-    token = api.token("bo", STAFF_PASSWORD)
+    staff = api.create_staff("bo.wang", ["admin"])
+    token = api.token("bo.wang", STAFF_PASSWORD)
     assert api.client.get("/api/v1/staff", headers=api.auth(token)).status_code == 200
     api.client.patch(f"/api/v1/staff/{staff['id']}", json={"roles": ["technician"]},
                      headers=api.auth(api.admin_token()))
     assert api.client.get("/api/v1/staff", headers=api.auth(token)).status_code == 403
 
 
-def test_first_admin_with_generated_password(tmp_path, broker_vhost, capsys):
-    app = make_app(tmp_path, ADMIN_PASSWORD=None)
+def test_first_admin_with_generated_password(tmp_path, broker_uri, capsys):
+    app = make_app(tmp_path, broker_uri, ADMIN_PASSWORD=None)
     printed = capsys.readouterr().err
     credentials = tmp_path / "admin-credentials.txt"
     assert stat.S_IMODE(os.stat(credentials).st_mode) == 0o600
@@ -118,16 +118,16 @@ def test_first_admin_with_generated_password(tmp_path, broker_vhost, capsys):
     assert response.status_code == 200
 
     # a restart never replaces the existing admin nor prints a password again
-    again = make_app(tmp_path, ADMIN_PASSWORD=None)
+    again = make_app(tmp_path, broker_uri, ADMIN_PASSWORD=None)
     assert password not in capsys.readouterr().err
     response = again.test_client().post("/api/v1/auth/token",
                                         json={"username": "admin", "password": password})
     assert response.status_code == 200
 
 
-def test_configured_admin_password_is_not_overwritten_later(tmp_path, broker_vhost):
-    make_app(tmp_path, ADMIN_PASSWORD="first-password-1")
-    app = make_app(tmp_path, ADMIN_PASSWORD="second-password-2")
+def test_configured_admin_password_is_not_overwritten_later(tmp_path, broker_uri):
+    make_app(tmp_path, broker_uri, ADMIN_PASSWORD="first-password-1")
+    app = make_app(tmp_path, broker_uri, ADMIN_PASSWORD="second-password-2")
     client = app.test_client()
     assert client.post("/api/v1/auth/token", json={"username": "admin",
                                                    "password": "first-password-1"}).status_code == 200
@@ -136,9 +136,9 @@ def test_configured_admin_password_is_not_overwritten_later(tmp_path, broker_vho
     assert not (tmp_path / "admin-credentials.txt").exists()
 
 
-def test_generated_jwt_secret_is_kept_private_and_stable(tmp_path, broker_vhost):
-    first = make_app(tmp_path, JWT_SECRET=None)
+def test_generated_jwt_secret_is_kept_private_and_stable(tmp_path, broker_uri):
+    first = make_app(tmp_path, broker_uri, JWT_SECRET=None)
     secret_file = tmp_path / "jwt-secret"
     assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
-    second = make_app(tmp_path, JWT_SECRET=None)
+    second = make_app(tmp_path, broker_uri, JWT_SECRET=None)
     assert first.config["CRM_SETTINGS"].jwt_secret == second.config["CRM_SETTINGS"].jwt_secret

@@ -25,7 +25,6 @@ from crm_kit.rpc_client import (  # noqa: E402
 )
 
 VHOST = "crm-test"
-AMQP_URI = os.environ.get("CRM_TEST_AMQP_URI", f"amqp://guest:guest@127.0.0.1:5672/{VHOST}")
 
 SERVICE_SOURCE = '''
 import eventlet
@@ -96,27 +95,38 @@ def ensure_vhost():
 class Broker:
     """Direct pika access for the test's own checks (queue state), separate from the client."""
 
+    def __init__(self, uri):
+        self.uri = uri
+
+    def _connect(self):
+        return pika.BlockingConnection(pika.URLParameters(self.uri))
+
     def consumer_count(self, queue):
-        with pika.BlockingConnection(pika.URLParameters(AMQP_URI)) as connection:
+        with self._connect() as connection:
             try:
                 return connection.channel().queue_declare(queue, passive=True).method.consumer_count
             except pika.exceptions.ChannelClosedByBroker:
                 return None
 
+    def message_count(self, queue):
+        with self._connect() as connection:
+            return connection.channel().queue_declare(queue, passive=True).method.message_count
+
     def delete_queue(self, queue):
-        with pika.BlockingConnection(pika.URLParameters(AMQP_URI)) as connection:
+        with self._connect() as connection:
             connection.channel().queue_delete(queue)
 
 
 class NamekoService:
     """``nameko run`` of the echo service in a subprocess; ``start``/``stop`` can repeat."""
 
-    def __init__(self, workdir, name):
+    def __init__(self, workdir, name, broker):
         self.name = name
         self.queue = f"rpc-{name}"
         self.workdir = workdir
+        self.broker = broker
         (workdir / f"{name}.py").write_text(SERVICE_SOURCE.format(name=name))
-        (workdir / "config.yaml").write_text(f"AMQP_URI: {AMQP_URI}\n")
+        (workdir / "config.yaml").write_text(f"AMQP_URI: {broker.uri}\n")
         self.process = None
         self.log = workdir / f"{name}.log"
 
@@ -126,7 +136,7 @@ class NamekoService:
         self.process = subprocess.Popen(
             [str(nameko), "run", "--config", "config.yaml", self.name],
             cwd=self.workdir, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        wait_until(lambda: self._check_alive() and Broker().consumer_count(self.queue),
+        wait_until(lambda: self._check_alive() and self.broker.consumer_count(self.queue),
                    message=f"{self.name} to consume its queue")
 
     def _check_alive(self):
@@ -141,15 +151,27 @@ class NamekoService:
         self.process = None
 
 
+@pytest.fixture(scope="session")
+def test_amqp_uri(request):
+    """The project's per-session vhost (crm_kit.pytest_plugin) when loaded, else ``crm-test``."""
+    if os.environ.get("CRM_TEST_AMQP_URI"):
+        return os.environ["CRM_TEST_AMQP_URI"]
+    try:
+        return request.getfixturevalue("amqp_uri")
+    except pytest.FixtureLookupError:
+        ensure_vhost()
+        return f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+
+
 @pytest.fixture(scope="module")
-def broker():
-    ensure_vhost()
-    return Broker()
+def broker(test_amqp_uri):
+    return Broker(test_amqp_uri)
 
 
 @pytest.fixture(scope="module")
 def echo(broker, tmp_path_factory):
-    service = NamekoService(tmp_path_factory.mktemp("echo"), f"echo_{uuid.uuid4().hex[:8]}")
+    service = NamekoService(tmp_path_factory.mktemp("echo"), f"echo_{uuid.uuid4().hex[:8]}",
+                            broker)
     service.start()
     yield service
     service.stop()
@@ -158,7 +180,7 @@ def echo(broker, tmp_path_factory):
 
 @pytest.fixture
 def client(broker):
-    rpc = RpcClient(AMQP_URI, timeout=2.0, client_name="test")
+    rpc = RpcClient(broker.uri, timeout=2.0, client_name="test")
     yield rpc
     rpc.close()
 
@@ -233,8 +255,8 @@ def test_slow_method_times_out_then_client_still_works(client, echo):
 
 
 def test_stopped_service_is_unavailable_then_recovers(broker, tmp_path):
-    service = NamekoService(tmp_path, f"stopped_{uuid.uuid4().hex[:8]}")
-    rpc = RpcClient(AMQP_URI, timeout=1.5, client_name="test")
+    service = NamekoService(tmp_path, f"stopped_{uuid.uuid4().hex[:8]}", broker)
+    rpc = RpcClient(broker.uri, timeout=1.5, client_name="test")
     try:
         service.start()
         assert rpc.call(service.name, "ping") == "pong"
@@ -254,7 +276,7 @@ def test_stopped_service_is_unavailable_then_recovers(broker, tmp_path):
         assert time.monotonic() - started < 0.5
 
         # the expired calls were dropped, not left to run when the service comes back
-        wait_until(lambda: _message_count(service.queue) == 0, timeout=5,
+        wait_until(lambda: broker.message_count(service.queue) == 0, timeout=5,
                    message="unanswered calls to expire")
 
         service.start()
@@ -265,11 +287,6 @@ def test_stopped_service_is_unavailable_then_recovers(broker, tmp_path):
         rpc.close()
         service.stop()
         broker.delete_queue(service.queue)
-
-
-def _message_count(queue):
-    with pika.BlockingConnection(pika.URLParameters(AMQP_URI)) as connection:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
 
 
 def _answers(rpc, service):
@@ -339,7 +356,30 @@ def _close_broker_connection(connection_name):
 
 
 def test_closed_client_refuses_calls(broker):
-    rpc = RpcClient(AMQP_URI, timeout=1.0, client_name="test")
+    rpc = RpcClient(broker.uri, timeout=1.0, client_name="test")
     rpc.close()
     with pytest.raises(ServiceUnavailable):
         rpc.call("customer", "ping")
+
+
+def test_calls_fail_fast_while_the_broker_is_away_and_work_when_it_is_back(broker, echo):
+    testing = pytest.importorskip("crm_kit.testing")
+    if not hasattr(testing, "BrokerLink"):
+        pytest.skip("crm_kit.testing.BrokerLink is not available")
+    parameters = pika.URLParameters(broker.uri)
+    link = testing.BrokerLink(parameters.host, parameters.port)
+    rpc = RpcClient(link.uri(parameters.virtual_host), timeout=2.0, client_name="test")
+    try:
+        assert rpc.call(echo.name, "ping") == "pong"
+        link.cut()
+        wait_until(lambda: not rpc.connected, timeout=5, message="the client to notice the outage")
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable):
+            rpc.call(echo.name, "ping")
+        assert time.monotonic() - started < 0.5
+        link.restore()
+        wait_until(lambda: _answers(rpc, echo.name), timeout=15,
+                   message="the client to reconnect after the outage")
+    finally:
+        rpc.close()
+        link.close()
