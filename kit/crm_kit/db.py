@@ -28,9 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def make_engine(url, **overrides):
+    """An engine for ``url``. Statement parameters are hidden from error messages: they hold
+    personal data, and error messages end up in logs."""
     url = config.normalize_database_url(url)
     if url.startswith("sqlite"):
-        kwargs = dict(pool_size=1, max_overflow=0, pool_timeout=60,
+        kwargs = dict(pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True,
                       connect_args={"timeout": 30, "check_same_thread": False})
         kwargs.update(overrides)
         engine = create_engine(url, **kwargs)
@@ -45,7 +47,8 @@ def make_engine(url, **overrides):
             cursor.close()
 
         return engine
-    kwargs = dict(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=30)
+    kwargs = dict(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=30,
+                  hide_parameters=True)
     kwargs.update(overrides)
     return create_engine(url, **kwargs)
 

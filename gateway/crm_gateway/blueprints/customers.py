@@ -305,8 +305,8 @@ def _csv_row(customer):
 
 @blp.route("/customers/export", methods=["GET"])
 @blp.arguments(ExportQuerySchema, location="query")
-@blp.response(200, description="UTF-8 CSV with a BOM (opens in Excel), masked by role",
-              content_type="text/csv")
+@blp.response(200, {"type": "string"}, content_type="text/csv",
+              description="UTF-8 CSV with a BOM (opens in Excel), masked by role")
 @error_responses(blp, *AUTH_ERRORS, *RPC_ERRORS)
 def export_customers(query):
     """All customers matching the filters as CSV."""

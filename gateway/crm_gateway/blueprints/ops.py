@@ -84,7 +84,8 @@ def readyz():
 
 @blp.route("/metrics", methods=["GET"])
 @blp.doc(security=[])
-@blp.response(200, description="Prometheus text exposition", content_type="text/plain")
+@blp.response(200, {"type": "string"}, content_type="text/plain",
+              description="Prometheus text exposition")
 def prometheus_metrics():
     """Prometheus metrics: RED per HTTP route and per RPC method."""
     return metrics.exposition()

@@ -15,6 +15,15 @@ ID_NUMBER = validate.Regexp(r"^\d{17}[\dXx]$",
                             error="must be an 18-character resident ID number")
 
 
+class DictSchema(ma.Schema):
+    """Output of a service's dict: a missing key is left out (never ``dict.items`` & co.)."""
+
+    def get_attribute(self, obj, attr, default):
+        if isinstance(obj, dict):
+            return obj.get(attr, default)
+        return super().get_attribute(obj, attr, default)
+
+
 class PageQuery(ma.Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE),
@@ -27,7 +36,7 @@ class Id(fields.String):
 
 def page_of(item_schema, name):
     """The list envelope of api.md: ``{items, total, page, per_page}``."""
-    return ma.Schema.from_dict({
+    return DictSchema.from_dict({
         "items": fields.List(fields.Nested(item_schema), required=True),
         "total": fields.Integer(required=True),
         "page": fields.Integer(required=True),

@@ -7,7 +7,7 @@ from flask import has_request_context
 from marshmallow import fields, post_dump, validate, validates
 
 from crm_gateway.permissions import mask_customer
-from crm_gateway.schemas.common import ID_NUMBER, MOBILE, Id, PageQuery, page_of
+from crm_gateway.schemas.common import ID_NUMBER, MOBILE, DictSchema, Id, PageQuery, page_of
 
 STAGES = ("potential", "intent", "first_time", "repeat", "churn_warning", "churned")
 VALUE_TIERS = ("key", "important", "ordinary", "small")
@@ -168,12 +168,12 @@ class StageLimitsSchema(ma.Schema):
 
 # ---------------------------------------------------------------- output
 
-class MemberSchema(ma.Schema):
+class MemberSchema(DictSchema):
     tier = fields.String(allow_none=True)
     points = fields.Integer()
 
 
-class ContactSchema(ma.Schema):
+class ContactSchema(DictSchema):
     id = Id()
     name = fields.String()
     mobile = fields.String(allow_none=True)
@@ -190,7 +190,7 @@ def _instant(**kwargs):
     return fields.String(allow_none=True, metadata={"format": "date-time"}, **kwargs)
 
 
-class CustomerSchema(ma.Schema):
+class CustomerSchema(DictSchema):
     """A customer as the caller may see it: ``mobile`` and ``id_number`` masked by role."""
 
     id = Id(required=True)
@@ -244,7 +244,7 @@ class CustomerSchema(ma.Schema):
 CustomerPageSchema = page_of(CustomerSchema, "CustomerPage")
 
 
-class InteractionSchema(ma.Schema):
+class InteractionSchema(DictSchema):
     id = Id()
     customer_id = fields.String()
     channel = fields.String(metadata={"enum": list(CHANNELS)})
@@ -258,7 +258,7 @@ class InteractionSchema(ma.Schema):
 InteractionPageSchema = page_of(InteractionSchema, "InteractionPage")
 
 
-class StageChangeSchema(ma.Schema):
+class StageChangeSchema(DictSchema):
     from_stage = fields.String(allow_none=True)
     to_stage = fields.String()
     trigger = fields.String(allow_none=True)
@@ -269,28 +269,28 @@ class StageChangeSchema(ma.Schema):
     occurred_at = _instant()
 
 
-class HandoverSchema(ma.Schema):
+class HandoverSchema(DictSchema):
     moved = fields.Integer()
     customer_ids = fields.List(fields.String())
 
 
-class DuplicateSchema(ma.Schema):
+class DuplicateSchema(DictSchema):
     customer = fields.Nested(CustomerSchema)
     matched_on = fields.List(fields.String(), metadata={"description": "mobile, email, id_number"})
 
 
-class ImportErrorSchema(ma.Schema):
+class ImportErrorSchema(DictSchema):
     row = fields.Integer()
     message = fields.String()
 
 
-class ImportResultSchema(ma.Schema):
+class ImportResultSchema(DictSchema):
     created = fields.Integer()
     updated = fields.Integer()
     errors = fields.List(fields.Nested(ImportErrorSchema))
 
 
-class AlertSchema(ma.Schema):
+class AlertSchema(DictSchema):
     id = Id()
     customer_id = fields.String()
     owner_id = fields.String(allow_none=True)
@@ -309,7 +309,7 @@ AlertPageSchema = page_of(AlertSchema, "AlertPage")
 
 # ---------------------------------------------------------------- the 360 view
 
-class SectionSchema(ma.Schema):
+class SectionSchema(DictSchema):
     """A part of the 360 view that another service provides."""
 
     available = fields.Boolean(required=True)
@@ -320,7 +320,7 @@ class SectionSchema(ma.Schema):
     data = fields.Dict(allow_none=True, metadata={"description": "the scores section"})
 
 
-class Customer360Schema(ma.Schema):
+class Customer360Schema(DictSchema):
     profile = fields.Nested(CustomerSchema, required=True)
     stage_history = fields.List(fields.Nested(StageChangeSchema))
     interactions = fields.Nested(InteractionPageSchema)

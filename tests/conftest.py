@@ -1,0 +1,71 @@
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crm_kit.testing import free_port, http_get, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = ("admin", "e2e-admin-password")
+
+
+class System:
+    """The whole CRM started by `scripts/up.py`, exactly what `make up` runs."""
+
+    def __init__(self, amqp_uri, data_dir):
+        self.port = free_port()
+        self.customer_port = free_port()
+        self.data_dir = data_dir
+        self.log_path = data_dir / "up.log"
+        self.env = {**os.environ, "CRM_AMQP_URI": amqp_uri, "CRM_DATA_DIR": str(data_dir),
+                    "CRM_GATEWAY_BIND": f"127.0.0.1:{self.port}",
+                    "CRM_CUSTOMER_METRICS_PORT": str(self.customer_port),
+                    "CRM_ADMIN_USERNAME": ADMIN[0], "CRM_ADMIN_PASSWORD": ADMIN[1],
+                    "CRM_RPC_TIMEOUT": "3"}
+        self.process = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "up.py")],
+                                        env=self.env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            wait_until(self._ready, timeout=60, interval=0.2, message="the system to be ready")
+        except AssertionError:
+            self.stop()
+            raise AssertionError(f"the system did not come up:\n{self.log()}") from None
+        return self
+
+    def _ready(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"up.py exited with {self.process.returncode}:\n{self.log()}")
+        return http_get(self.url + "/readyz")[0] == 200
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+    def stop(self):
+        """Ctrl-C, as a person would; returns up.py's exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def system(amqp_uri, tmp_path):
+    running = System(amqp_uri, tmp_path / "data").start()
+    yield running
+    running.stop()

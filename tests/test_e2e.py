@@ -1,0 +1,128 @@
+"""End to end: the system started as `make up` starts it, driven over HTTP like a staff app."""
+import csv
+import io
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from crm_kit.testing import free_port, http_get, wait_until
+
+from conftest import ADMIN, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+class Client:
+    def __init__(self, base, username, password):
+        self.base = base + "/api/v1"
+        response = requests.post(self.base + "/auth/token",
+                                 json={"username": username, "password": password}, timeout=10)
+        assert response.status_code == 200, response.text
+        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def __getattr__(self, method):
+        def call(path, **kwargs):
+            headers = {**self.headers, **kwargs.pop("headers", {})}
+            return requests.request(method.upper(), self.base + path, headers=headers,
+                                    timeout=15, **kwargs)
+        return call
+
+
+def test_staff_work_with_customers_through_the_gateway(system):
+    admin = Client(system.url, *ADMIN)
+    staff = admin.post("/staff", json={"username": "li.manager", "password": "manager-pass-1",
+                                       "display_name": "李经理", "roles": ["customer_manager"]})
+    assert staff.status_code == 201, staff.text
+    assert "password_hash" not in staff.json() and "password" not in staff.json()
+    manager = Client(system.url, "li.manager", "manager-pass-1")
+
+    created = manager.post("/customers", json={
+        "name": "王小明", "mobile": "13800138000", "email": "xm@example.com",
+        "id_number": "11010519491231002X", "district": "高新区", "tags": ["vip"],
+        "consent": {"sms": True}})
+    assert created.status_code == 201, created.text
+    customer = created.json()
+    assert customer["stage"] == "potential" and customer["member"] == {"tier": "standard",
+                                                                       "points": 0}
+    assert customer["owner_id"] == staff.json()["id"]  # a manager owns what they create
+    customer_id = customer["id"]
+
+    # the same mobile again: 409 naming the existing customer; bad values: 422 naming fields
+    again = manager.post("/customers", json={"name": "x", "mobile": "13800138000"})
+    assert again.status_code == 409 and customer_id in again.text
+    bad = manager.post("/customers", json={"name": "", "mobile": "12", "email": "nope"})
+    assert bad.status_code == 422
+    assert {"name", "mobile", "email"} <= set(bad.json()["error"]["details"])
+    assert manager.get("/customers").json()["total"] == 1
+
+    assert manager.post(f"/customers/{customer_id}/interactions", json={
+        "channel": "wechat", "direction": "inbound", "summary": "asked about 2-bedroom units"}
+    ).status_code == 201
+    assert manager.get(f"/customers/{customer_id}/interactions").json()["total"] == 1
+    moved = manager.post(f"/customers/{customer_id}/stage",
+                         json={"stage": "intent", "reason": "booked a viewing"})
+    assert moved.status_code == 200 and moved.json()["stage"] == "intent"
+    history = manager.get(f"/customers/{customer_id}/stage-history").json()
+    assert [h["to_stage"] for h in history["items"] if "items" in history] or \
+        [h["to_stage"] for h in history] == ["potential", "intent"]
+
+    view = manager.get(f"/customers/{customer_id}/360")
+    assert view.status_code == 200
+    body = view.json()
+    assert body["profile"]["id"] == customer_id
+    assert body["leases"]["available"] is False  # the sales service is not there yet
+
+    # a marketer sees the record masked
+    admin.post("/staff", json={"username": "mk", "password": "marketer-pass-1",
+                               "display_name": "市场", "roles": ["marketer"]})
+    marketer = Client(system.url, "mk", "marketer-pass-1")
+    seen = marketer.get(f"/customers/{customer_id}").json()
+    assert seen["mobile"] != "13800138000" and "****" in seen["mobile"]
+    assert seen["id_number"] != "11010519491231002X"
+    assert marketer.post("/customers", json={"name": "x", "mobile": "13900139000"}
+                         ).status_code == 403
+
+
+def test_csv_import_and_export(system):
+    admin = Client(system.url, *ADMIN)
+    text = ("\ufeffname,mobile,email,tags\n"
+            "张三,13700137000,zs@example.com,vip;new\n"
+            "bad,123,,\n")
+    result = admin.post("/customers/import", data=text.encode("utf-8"),
+                        headers={"Content-Type": "text/csv"})
+    assert result.status_code == 200, result.text
+    assert result.json()["created"] == 1 and [e["row"] for e in result.json()["errors"]] == [3]
+    exported = admin.get("/customers/export")
+    assert exported.status_code == 200 and exported.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [r["name"] for r in rows] == ["张三"]
+
+
+def test_ops_endpoints_and_metrics(system):
+    assert http_get(system.url + "/healthz")[0] == 200
+    status, body = http_get(system.url + "/api/v1/openapi.json")
+    assert status == 200 and "/api/v1/customers" in body
+    assert http_get(system.url + "/docs")[0] == 200
+    Client(system.url, *ADMIN).get("/customers")
+    status, metrics = http_get(system.url + "/metrics")
+    assert status == 200 and "crm_http_requests_total" in metrics
+    status, metrics = http_get(f"http://127.0.0.1:{system.customer_port}/metrics")
+    assert 'crm_entrypoint_calls_total{entrypoint="list_customers"' in metrics
+
+
+def test_ctrl_c_stops_everything_cleanly(system):
+    assert system.stop() == 0
+    assert http_get(system.url + "/healthz")[0] is None
+    assert http_get(f"http://127.0.0.1:{system.customer_port}/healthz")[0] is None
+
+
+def test_missing_broker_gets_a_clear_message(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "CRM_DATA_DIR": str(tmp_path),
+           "CRM_AMQP_URI": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "up.py")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Cannot reach RabbitMQ" in done.stderr
+    assert "rabbitmq-server" in done.stderr
