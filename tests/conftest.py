@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_kit.testing import free_port, http_get, wait_until
+sys.path.insert(0, str(Path(__file__).parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN = ("admin", "e2e-admin-password")
+from crm_kit.testing import free_port, http_get, wait_until  # noqa: E402
+from e2e_support import ADMIN, ROOT  # noqa: E402
 
 
 class System:

@@ -9,7 +9,7 @@ import requests
 
 from crm_kit.testing import free_port, http_get, wait_until
 
-from conftest import ADMIN, ROOT
+from e2e_support import ADMIN, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -65,8 +65,8 @@ def test_staff_work_with_customers_through_the_gateway(system):
                          json={"stage": "intent", "reason": "booked a viewing"})
     assert moved.status_code == 200 and moved.json()["stage"] == "intent"
     history = manager.get(f"/customers/{customer_id}/stage-history").json()
-    assert [h["to_stage"] for h in history["items"] if "items" in history] or \
-        [h["to_stage"] for h in history] == ["potential", "intent"]
+    assert [(h["to_stage"], h["trigger"]) for h in history] == [("potential", "created"),
+                                                                ("intent", "manual")]
 
     view = manager.get(f"/customers/{customer_id}/360")
     assert view.status_code == 200
@@ -75,9 +75,10 @@ def test_staff_work_with_customers_through_the_gateway(system):
     assert body["leases"]["available"] is False  # the sales service is not there yet
 
     # a marketer sees the record masked
-    admin.post("/staff", json={"username": "mk", "password": "marketer-pass-1",
-                               "display_name": "市场", "roles": ["marketer"]})
-    marketer = Client(system.url, "mk", "marketer-pass-1")
+    assert admin.post("/staff", json={"username": "zhao.marketing", "password": "marketer-pass-1",
+                                      "display_name": "市场", "roles": ["marketer"]}
+                      ).status_code == 201
+    marketer = Client(system.url, "zhao.marketing", "marketer-pass-1")
     seen = marketer.get(f"/customers/{customer_id}").json()
     assert seen["mobile"] != "13800138000" and "****" in seen["mobile"]
     assert seen["id_number"] != "11010519491231002X"

@@ -109,7 +109,10 @@ def handle_http_exception(error):
 
 
 def handle_crm_error(error):
-    return error_response(error.http_status, error.message, error.details, code=error.code)
+    # RFC 6750: a 401 names the scheme the client should use
+    headers = {"WWW-Authenticate": 'Bearer realm="crm"'} if error.http_status == 401 else None
+    return error_response(error.http_status, error.message, error.details, code=error.code,
+                          headers=headers)
 
 
 def handle_rpc_error(error):

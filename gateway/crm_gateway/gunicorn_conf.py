@@ -12,14 +12,15 @@
 import json
 import os
 
-from crm_kit import config
+# module names here must not collide with gunicorn settings (``config`` is one)
+from crm_kit import config as kit_config
 from crm_kit import logging as crm_logging
 
-bind = config.env("CRM_GATEWAY_BIND", "127.0.0.1:8000")
+bind = kit_config.env("CRM_GATEWAY_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
-workers = int(config.env("CRM_GATEWAY_WORKERS", "1"))
-threads = int(config.env("CRM_GATEWAY_THREADS", "32"))
-timeout = int(config.env("CRM_GATEWAY_TIMEOUT", "120"))
+workers = int(kit_config.env("CRM_GATEWAY_WORKERS", "1"))
+threads = int(kit_config.env("CRM_GATEWAY_THREADS", "32"))
+timeout = int(kit_config.env("CRM_GATEWAY_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
 # the app is built in each worker, after the fork: the RPC client's I/O thread and the
@@ -29,9 +30,9 @@ preload_app = False
 # application logs: one JSON line per record with the request's correlation id
 crm_logging.configure("gateway")
 errorlog = "-"
-loglevel = config.log_level().lower()
+loglevel = kit_config.log_level().lower()
 
-if config.env("CRM_GATEWAY_JSON_ACCESS_LOG", "0") in ("1", "true", "yes"):
+if kit_config.env("CRM_GATEWAY_JSON_ACCESS_LOG", "0") in ("1", "true", "yes"):
     accesslog = "-"
     # gunicorn's atoms: no query string (it may hold a mobile number), no body
     access_log_format = json.dumps({

@@ -5,15 +5,30 @@ from canned data. The 503/360 tests use the real client against the real broker,
 other services are simply not running. Tests against the real customer service live in the
 repository's ``tests/``.
 """
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # pytest runs with --import-mode=importlib
 
-from gateway_support import VHOST, Api, StubRpc, ensure_vhost, make_app  # noqa: E402
+def _load_support():
+    """Make ``gateway_support`` importable by the test modules without putting this folder on
+    sys.path (pytest runs with --import-mode=importlib; other suites have a ``conftest`` too)."""
+    if "gateway_support" not in sys.modules:
+        path = Path(__file__).resolve().parent / "gateway_support.py"
+        spec = importlib.util.spec_from_file_location("gateway_support", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["gateway_support"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["gateway_support"]
+
+
+_support = _load_support()
+VHOST, Api, StubRpc, ensure_vhost, make_app = (
+    _support.VHOST, _support.Api, _support.StubRpc, _support.ensure_vhost, _support.make_app)
+
 from crm_gateway import rpc  # noqa: E402
 
 
@@ -21,12 +36,15 @@ from crm_gateway import rpc  # noqa: E402
 def broker_uri(request):
     """The project's per-session vhost (crm_kit.pytest_plugin) when loaded, else ``crm-test``."""
     if os.environ.get("CRM_TEST_AMQP_URI"):
-        return os.environ["CRM_TEST_AMQP_URI"]
-    try:
-        return request.getfixturevalue("amqp_uri")
-    except pytest.FixtureLookupError:
-        ensure_vhost()
-        return f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+        uri = os.environ["CRM_TEST_AMQP_URI"]
+    else:
+        try:
+            uri = request.getfixturevalue("amqp_uri")
+        except pytest.FixtureLookupError:
+            ensure_vhost()
+            uri = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+    yield uri
+    rpc.close_all()  # before the vhost goes: the process-wide clients would try to reconnect
 
 
 @pytest.fixture

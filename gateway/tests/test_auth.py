@@ -40,7 +40,9 @@ def test_username_is_case_insensitive(api):
 
 
 def test_missing_or_malformed_token_is_401(api):
-    assert api.client.get("/api/v1/me").status_code == 401
+    missing = api.client.get("/api/v1/me")
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
     assert api.client.get("/api/v1/me", headers={"Authorization": "Basic abc"}).status_code == 401
     response = api.client.get("/api/v1/me", headers=api.auth("not.a.jwt"))
     assert response.status_code == 401

@@ -244,6 +244,8 @@ class RpcClient:
 
     def _timeout_error(self, service, method, timeout):
         """No reply in time: tell a stopped service (503) from a slow one (504)."""
+        if self._known_down(service, fresh_only=True):  # another caller just found out
+            return ServiceUnavailable(f"The {service} service is not running.", service, method)
         count = self._ask_consumer_count(service)
         if count == 0:
             return ServiceUnavailable(f"The {service} service is not running.", service, method)

@@ -6,7 +6,6 @@ test process stays free of eventlet, as the gateway is. Every wait has a deadlin
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import uuid

@@ -1,7 +1,7 @@
 """One flask-smorest blueprint per resource group: auth, staff, customers, ops."""
-from crm_gateway.errors import ErrorSchema  # noqa: F401  (documented error body)
 
 # flask-smorest registers one component response per HTTP status, with the api.md error body
+# (GatewayApi.ERROR_SCHEMA); routes refer to them by these names
 _RESPONSE_NAMES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
