@@ -79,7 +79,8 @@ def create_app(config=None):
 
     engine = db.make_engine(settings.database_url)
     sessions = db.make_sessionmaker(engine)
-    app.extensions["crm_gateway"] = {"engine": engine, "sessions": sessions}
+    app.extensions["crm_gateway"] = {"engine": engine, "sessions": sessions,
+                                     "staff": auth.StaffDirectory(sessions)}
     with db.startup_lock(settings.data_dir):
         db.upgrade(settings.database_url)
         auth.ensure_first_admin(sessions, settings)

@@ -3,26 +3,18 @@ import contextlib
 import fcntl
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
 from sqlalchemy.orm import sessionmaker
+
+from crm_kit.db import make_engine as kit_make_engine
+from crm_kit.migrations import upgrade as kit_upgrade
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def make_engine(url):
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):
-            # WAL: readers (every authenticated request) never wait for a writer
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    """The kit's engine (WAL and busy timeout on SQLite, psycopg2 on PostgreSQL), with a pool
+    sized for gunicorn's threads rather than for one eventlet process."""
+    return kit_make_engine(url, pool_size=10, max_overflow=20)
 
 
 def make_sessionmaker(engine):
@@ -42,23 +34,7 @@ def startup_lock(data_dir):
 
 def upgrade(database_url):
     """``alembic upgrade head`` for the gateway's own migrations."""
-    try:
-        from crm_kit.migrations import upgrade as kit_upgrade
-    except ImportError:  # an older kit: the same thing, locally
-        kit_upgrade = _upgrade
     kit_upgrade(MIGRATIONS_DIR, database_url)
-
-
-def _upgrade(script_location, database_url, revision="head"):
-    from alembic import command
-    from alembic.config import Config
-
-    if database_url.startswith("sqlite:///"):
-        Path(database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(script_location))
-    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    command.upgrade(cfg, revision)
 
 
 def session():

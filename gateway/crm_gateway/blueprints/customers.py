@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from crm_kit.errors import InvalidInput
 from crm_gateway import customer_360, db, rpc
-from crm_gateway.auth import current_caller
+from crm_gateway.auth import current_caller, staff_directory
 from crm_gateway.blueprints import AUTH_ERRORS, RPC_ERRORS, error_responses
 from crm_gateway.errors import BadRequest, Forbidden, error_response
 from crm_gateway.models import Staff
@@ -52,7 +52,7 @@ def _require_active_staff(field, staff_id):
     """``owner_id`` and the like must name an active staff account of the gateway."""
     if staff_id is None:
         return
-    staff = db.session().get(Staff, staff_id)
+    staff = staff_directory().get(staff_id)
     if staff is None or not staff.active:
         raise InvalidInput({field: ["is not an active staff member"]})
 

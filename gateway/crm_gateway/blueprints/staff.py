@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_kit.errors import Conflict, InvalidInput, NotFound
 from crm_gateway import db
-from crm_gateway.auth import hash_password
+from crm_gateway.auth import hash_password, staff_directory
 from crm_gateway.blueprints import AUTH_ERRORS, error_responses
 from crm_gateway.models import Staff
 from crm_gateway.permissions import ADMIN
@@ -118,6 +118,7 @@ def update_staff(changes, staff_id):
     if revoke:
         staff.token_version += 1
     session.commit()
+    staff_directory().forget(staff.id)
     return staff
 
 
