@@ -5,6 +5,7 @@ owns the transaction. Every change records its event in the outbox (same transac
 import uuid
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 from sqlalchemy import update as sql_update
 
 from crm_kit.envelope import now
@@ -57,10 +58,13 @@ def event_snapshot(customer):
 
 def get(session, customer_id, for_update=False):
     """The customer, or NotFound. Merged customers are found (their ``merged_into`` says where)."""
-    query = select(Customer).where(Customer.id == customer_id)
     if for_update:
-        query = query.with_for_update()
-    customer = session.scalar(query)
+        query = select(Customer).where(Customer.id == customer_id).with_for_update()
+    else:
+        # one query for the record, its tags and contacts (the hot read path)
+        query = (select(Customer).where(Customer.id == customer_id)
+                 .options(joinedload(Customer.tags), joinedload(Customer.contacts)))
+    customer = session.scalars(query).unique().first()
     if customer is None:
         raise NotFound(f"customer {customer_id} does not exist", {"customer_id": customer_id})
     return customer
