@@ -1,13 +1,17 @@
-"""Customer payloads. The gateway checks shapes, types, api.md's enumerations, mobile, email and
-dates; the customer service checks the business rules (its own vocabularies, ID check digit,
-duplicates …) and answers InvalidInput/Conflict, which reach the caller as 422/409.
+"""Customer payloads.
+
+Input: the customer service is the one authority on a customer record's values (its
+``schemas.py``): the gateway's input schemas describe the fields for the OpenAPI document and
+check only their JSON types, and pass the body on, so one 422 names every bad field at once
+(mobile format, vocabularies, ID check digit, unknown or forbidden fields such as ``stage``)
+instead of some fields at the gateway and the rest on the next try.
 """
 import marshmallow as ma
 from flask import has_request_context
 from marshmallow import fields, post_dump, validate, validates
 
 from crm_gateway.permissions import mask_customer
-from crm_gateway.schemas.common import ID_NUMBER, MOBILE, DictSchema, Id, PageQuery, page_of
+from crm_gateway.schemas.common import DictSchema, Id, PageQuery, page_of
 
 STAGES = ("potential", "intent", "first_time", "repeat", "churn_warning", "churned")
 VALUE_TIERS = ("key", "important", "ordinary", "small")
@@ -17,20 +21,21 @@ CHURN_DECISIONS = ("keep_trying", "confirm_churn")
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
 
 
-
 def tag_field():
     return fields.String(validate=validate.Length(1, 32))
 
-SERVICE_VOCABULARY = "one of the customer service's values"
 
-
-def _text(max_length, **kwargs):
-    return fields.String(allow_none=True, validate=validate.Length(max=max_length), **kwargs)
+def _text(description=None, **kwargs):
+    return fields.String(allow_none=True, metadata={"description": description} if description
+                         else {}, **kwargs)
 
 
 # ---------------------------------------------------------------- input
 
 class ConsentInSchema(ma.Schema):
+    class Meta:
+        unknown = ma.INCLUDE  # the service names unknown channels
+
     sms = fields.Boolean()
     email = fields.Boolean()
     wechat = fields.Boolean()
@@ -39,45 +44,52 @@ class ConsentInSchema(ma.Schema):
 
 
 class ContactInSchema(ma.Schema):
-    name = fields.String(required=True, validate=validate.Length(1, 100))
-    mobile = fields.String(allow_none=True, validate=MOBILE)
-    email = fields.Email(allow_none=True)
-    title = _text(64)
+    class Meta:
+        unknown = ma.INCLUDE
+
+    name = _text("required, 1-100 characters")
+    mobile = _text("11-digit mainland mobile")
+    email = _text("an email address")
+    title = _text("up to 64 characters")
     is_primary = fields.Boolean()
 
 
 class CustomerChangesSchema(ma.Schema):
-    """The fields a customer may be given; all optional (PATCH). ``null`` clears a field."""
+    """The fields of a customer record; all optional here (PATCH). ``null`` clears a field.
+    Values are checked by the customer service (docs/customer.md)."""
 
-    kind = fields.String(validate=validate.OneOf(KINDS))
-    name = fields.String(validate=validate.Length(1, 100))
-    mobile = fields.String(validate=MOBILE)
-    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
-    wechat_id = _text(64)
-    gender = _text(16, metadata={"description": SERVICE_VOCABULARY + ": male, female, other"})
-    birthday = fields.Date(allow_none=True)
-    id_number = fields.String(allow_none=True, validate=ID_NUMBER)
-    occupation = _text(64)
-    industry = _text(64)
-    employer = _text(128)
-    education = _text(32, metadata={"description": SERVICE_VOCABULARY})
-    income_band = _text(32, metadata={"description": SERVICE_VOCABULARY})
-    hometown = _text(64)
-    city = _text(64)
-    district = _text(64)
-    source = _text(32, metadata={"description": SERVICE_VOCABULARY})
-    owner_id = fields.String(allow_none=True, validate=validate.Length(1, 36),
-                             metadata={"description": "an active staff member's id"})
-    tags = fields.List(tag_field(), validate=validate.Length(max=50))
+    class Meta:
+        unknown = ma.INCLUDE  # the service refuses unknown and forbidden fields, by name
+
+    kind = _text("person (default) or company")
+    name = _text("1-100 characters; required on create")
+    mobile = _text("11-digit mainland mobile (1[3-9]…); required on create; unique")
+    email = _text("an email address")
+    wechat_id = _text("up to 64 characters")
+    gender = _text("male, female or other")
+    birthday = _text("YYYY-MM-DD, in the past")
+    id_number = _text("18-character resident ID with a valid check character (sensitive)")
+    occupation = _text("up to 64 characters")
+    industry = _text("up to 64 characters")
+    employer = _text("up to 128 characters")
+    education = _text("high_school, associate, bachelor, master, doctorate or other")
+    income_band = _text("monthly CNY: below_5k, 5k_10k, 10k_20k, 20k_30k or above_30k")
+    hometown = _text("up to 64 characters")
+    city = _text("up to 64 characters")
+    district = _text("up to 64 characters")
+    source = _text("walk_in, referral, website, wechat, weibo, agent, campaign, corporate, "
+                   "phone or other")
+    owner_id = _text("an active staff member's id")
+    tags = fields.List(fields.String(), metadata={"description": "up to 50, 1-32 characters each"})
     consent = fields.Nested(ConsentInSchema)
-    custom_fields = fields.Dict(keys=fields.String(validate=validate.Length(1, 64)))
-    contacts = fields.List(fields.Nested(ContactInSchema), validate=validate.Length(max=50),
+    custom_fields = fields.Dict(keys=fields.String(),
+                                metadata={"description": "up to 50 keys; text, numbers, booleans"})
+    contacts = fields.List(fields.Nested(ContactInSchema),
                            metadata={"description": "company customers only"})
 
 
 class CustomerCreateSchema(CustomerChangesSchema):
-    name = fields.String(required=True, validate=validate.Length(1, 100))
-    mobile = fields.String(required=True, validate=MOBILE)
+    """A new customer: ``name`` and ``mobile`` are required (checked by the service)."""
 
 
 class CustomerQuerySchema(PageQuery):
