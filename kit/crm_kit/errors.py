@@ -17,6 +17,13 @@ class CrmError(Exception):
     def __init__(self, message, details=None):
         super().__init__(message, details or {})
 
+    @classmethod
+    def from_args(cls, message, details=None):
+        """Rebuild an error from the ``exc_args`` it travelled as."""
+        error = cls.__new__(cls)
+        CrmError.__init__(error, message, details)
+        return error
+
     @property
     def message(self):
         return self.args[0]
@@ -48,8 +55,29 @@ class InvalidInput(CrmError):
         super().__init__(message, details)
 
 
+class Unavailable(CrmError):
+    """A service this one depends on is down or too slow: try again later."""
+
+    http_status = 503
+    code = "service_unavailable"
+
+
 #: every error class by name, for callers that receive only ``exc_type``
-BY_NAME = {cls.__name__: cls for cls in (CrmError, NotFound, Conflict, InvalidInput)}
+BY_NAME = {cls.__name__: cls for cls in (CrmError, NotFound, Conflict, InvalidInput,
+                                          Unavailable)}
 
 #: the tuple to pass as ``expected_exceptions`` to ``@rpc`` so these are not logged as failures
 EXPECTED = tuple(BY_NAME.values())
+
+
+def _register_with_nameko():
+    """Let nameko's RPC proxies raise these classes themselves (not a generic RemoteError)."""
+    try:
+        from nameko.exceptions import registry
+    except ImportError:  # a caller without nameko (the gateway uses its own client)
+        return
+    for cls in BY_NAME.values():
+        registry[f"{cls.__module__}.{cls.__name__}"] = cls.from_args
+
+
+_register_with_nameko()
