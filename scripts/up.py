@@ -24,6 +24,7 @@ from crm_kit import config  # noqa: E402
 #: (name, nameko service class) of every service; the gateway is started after them
 SERVICES = [
     ("customer", "customer_service.service:CustomerService"),
+    ("sales", "sales_service.service:SalesService"),
 ]
 STOP_TIMEOUT = 25.0
 

@@ -1,0 +1,339 @@
+"""Shapes and validation of what the sales service accepts (marshmallow).
+
+A load error becomes ``InvalidInput`` (422 at the gateway) naming every bad field. Money is a
+decimal string (or integer) with at most two places; floats are refused so no binary rounding
+can creep in.
+"""
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from crm_kit.errors import InvalidInput
+from sales_service import vocabulary as v
+
+MAX_MONEY = Decimal("99999999.99")
+
+
+class MoneyField(fields.Field):
+    """A non-negative amount with at most two decimal places, from a string or an integer."""
+
+    default_error_messages = {
+        "invalid": "must be an amount like \"3500.00\" (a string, at most two decimals)",
+        "range": "must be between 0.00 and 99,999,999.99",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.make_error("invalid")
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise self.make_error("invalid") from None
+        if not amount.is_finite() or amount.as_tuple().exponent < -2:
+            raise self.make_error("invalid")
+        if not Decimal("0") <= amount <= MAX_MONEY:
+            raise self.make_error("range")
+        return amount.quantize(Decimal("0.01"))
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else f"{value:.2f}"
+
+
+def positive(error="must be more than 0.00"):
+    return validate.Range(min=Decimal("0.01"), error=error)
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+# -- leases --------------------------------------------------------------------------------
+class LeaseSchema(StrictSchema):
+    customer_id = fields.String(required=True, validate=validate.Length(1, 36))
+    unit_id = fields.String(required=True, validate=validate.Length(1, 36))
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True)
+    monthly_rent = MoneyField(required=True, validate=positive())
+    deposit = MoneyField(required=True)
+    payment_cycle = fields.String(required=True, validate=validate.OneOf(v.PAYMENT_CYCLES))
+    opportunity_id = fields.String(load_default=None, allow_none=True)
+    owner_id = fields.String(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _term(self, data, **_):
+        if data.get("start_date") and data.get("end_date"):
+            if data["end_date"] < data["start_date"]:
+                raise ValidationError("must not be before start_date", "end_date")
+            if (data["end_date"] - data["start_date"]).days > 366 * 10:
+                raise ValidationError("a lease lasts at most ten years", "end_date")
+
+
+class RenewalSchema(StrictSchema):
+    end_date = fields.Date(required=True)
+    monthly_rent = MoneyField(required=True, validate=positive())
+    payment_cycle = fields.String(load_default=None, validate=validate.OneOf(v.PAYMENT_CYCLES))
+
+
+class TerminationSchema(StrictSchema):
+    date = fields.Date(required=True)
+    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+
+
+class DeductionSchema(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(1, 200))
+    amount = MoneyField(required=True, validate=positive())
+
+
+class DepositRefundSchema(StrictSchema):
+    deductions = fields.List(fields.Nested(DeductionSchema), load_default=list,
+                             validate=validate.Length(max=50))
+
+
+# -- bills and payments --------------------------------------------------------------------
+class ChargeSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(v.EXTRA_BILL_KINDS))
+    amount = MoneyField(required=True, validate=positive())
+    due_date = fields.Date(required=True)
+    description = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+class PaymentSchema(StrictSchema):
+    bill_id = fields.String(required=True, validate=validate.Length(1, 36))
+    amount = MoneyField(required=True, validate=positive())
+    paid_at = fields.AwareDateTime(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(v.PAYMENT_METHODS))
+
+
+def load(schema, data, partial=False):
+    """Validate ``data`` or raise InvalidInput naming each bad field."""
+    if not isinstance(data, dict):
+        raise InvalidInput({"_schema": ["must be an object"]})
+    try:
+        return schema.load(data, partial=partial)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages) from None
+
+
+lease_schema = LeaseSchema()
+renewal_schema = RenewalSchema()
+termination_schema = TerminationSchema()
+deposit_refund_schema = DepositRefundSchema()
+charge_schema = ChargeSchema()
+payment_schema = PaymentSchema()
+
+# -- units, opportunities, viewings, tasks: below ------------------------------------------
+VIEWING_STATUSES = ("scheduled", "completed", "cancelled")
+TASK_STATUSES = ("open", "done")
+OPPORTUNITY_KINDS = ("new", "renewal")
+
+
+def _text(max_length, **kwargs):
+    """Text of 1..max_length characters, not only blanks."""
+    return fields.String(validate=validate.And(
+        validate.Length(1, max_length),
+        validate.Regexp(r"\S", error="must not be blank")), **kwargs)
+
+
+def _id(**kwargs):
+    return fields.String(validate=validate.Length(1, 36), **kwargs)
+
+
+def load_filters(schema, filters):
+    """Validate list filters; absent, null and empty values are dropped first (an empty
+    ``owner_ids`` list stays: it matches nothing)."""
+    if filters is None:
+        return {}
+    if not isinstance(filters, dict):
+        raise InvalidInput({"filters": ["must be an object"]})
+    return load(schema, {key: value for key, value in filters.items()
+                         if value is not None and value != ""})
+
+
+# -- units ---------------------------------------------------------------------------------
+class UnitSchema(StrictSchema):
+    """Create (all rules) and update (``partial=True``) of a unit."""
+
+    code = fields.String(required=True, validate=validate.Regexp(
+        r"^\S{1,32}$", error="1-32 characters without spaces"))
+    building = _text(100, required=True)
+    district = _text(64, required=True)
+    layout = _text(32, required=True)
+    area_sqm = MoneyField(required=True, validate=positive("must be more than 0"))
+    floor = fields.Integer(required=True, validate=validate.Range(-5, 200))
+    monthly_rent = MoneyField(required=True, validate=positive())
+    amenities = fields.List(_text(64), allow_none=True, validate=validate.Length(max=50))
+    status = fields.String(allow_none=True, validate=validate.OneOf(v.UNIT_STATUSES))
+
+
+class UnitFilterSchema(StrictSchema):
+    status = fields.String(validate=validate.OneOf(v.UNIT_STATUSES))
+    district = fields.String(validate=validate.Length(max=64))
+    layout = fields.String(validate=validate.Length(max=32))
+    max_rent = MoneyField()
+    q = fields.String(validate=validate.Length(max=100))
+
+
+# -- opportunities -------------------------------------------------------------------------
+class OpportunitySchema(StrictSchema):
+    customer_id = _id(required=True)
+    source = fields.String(required=True, validate=validate.OneOf(v.OPPORTUNITY_SOURCES))
+    campaign_id = _id(allow_none=True)
+    budget = MoneyField(allow_none=True, validate=positive())
+    district = fields.String(allow_none=True, validate=validate.Length(max=64))
+    layout = fields.String(allow_none=True, validate=validate.Length(max=32))
+    move_in_date = fields.Date(allow_none=True)
+    expected_value = MoneyField(allow_none=True)
+    expected_close = fields.Date(allow_none=True)
+    owner_id = _id(allow_none=True)
+
+
+class OpportunityStageSchema(StrictSchema):
+    stage = fields.String(required=True, validate=validate.OneOf(v.OPPORTUNITY_STAGES))
+    reason = _text(1000, allow_none=True, load_default=None)
+    loss_reason = fields.String(allow_none=True, load_default=None,
+                                validate=validate.OneOf(v.LOSS_REASONS))
+    loss_note = fields.String(allow_none=True, load_default=None,
+                              validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _reasons(self, data, **_):
+        errors = {}
+        if data["stage"] == "lost":
+            if not data.get("loss_reason"):
+                errors["loss_reason"] = ["required when the stage is lost"]
+        else:
+            if not data.get("reason"):
+                errors["reason"] = ["say why the stage changes"]
+            for name in ("loss_reason", "loss_note"):
+                if data.get(name):
+                    errors[name] = ["only for the stage lost"]
+        if errors:
+            raise ValidationError(errors)
+
+
+class AssignSchema(StrictSchema):
+    owner_id = _id(required=True)
+
+
+class PlanStepSchema(StrictSchema):
+    title = _text(200, required=True)
+    due_date = fields.Date(required=True)
+
+
+class PlanStepDoneSchema(StrictSchema):
+    result = _text(2000, required=True)
+
+
+class OpportunityFilterSchema(StrictSchema):
+    customer_id = _id()
+    stage = fields.String(validate=validate.OneOf(v.OPPORTUNITY_STAGES))
+    owner_id = _id()
+    owner_ids = fields.List(fields.String())
+    kind = fields.String(validate=validate.OneOf(OPPORTUNITY_KINDS))
+    stagnant = fields.Boolean()
+    campaign_id = _id()
+    renewal_of_lease_id = _id()
+
+
+class ForecastFilterSchema(StrictSchema):
+    owner_id = _id()
+    owner_ids = fields.List(fields.String())
+    kind = fields.String(validate=validate.OneOf(OPPORTUNITY_KINDS))
+
+
+def _limit():
+    return fields.Integer(allow_none=True, validate=validate.Range(0, 3650))
+
+
+class OpportunityStageLimitsSchema(StrictSchema):
+    """``{stage: days}`` for open stages; 0 or null: no limit."""
+
+    new = _limit()
+    contacted = _limit()
+    viewing_booked = _limit()
+    viewed = _limit()
+    negotiating = _limit()
+
+
+# -- viewings ------------------------------------------------------------------------------
+class ViewingSchema(StrictSchema):
+    opportunity_id = _id(required=True)
+    unit_id = _id(required=True)
+    scheduled_at = fields.AwareDateTime(required=True)
+    staff_id = _id(allow_none=True, load_default=None)
+    duration_minutes = fields.Integer(load_default=60, validate=validate.Range(15, 240))
+
+
+class ViewingOutcomeSchema(StrictSchema):
+    result = fields.String(required=True, validate=validate.OneOf(v.VIEWING_RESULTS))
+    outcome = fields.String(allow_none=True, load_default=None,
+                            validate=validate.Length(max=4000))
+
+
+class ViewingCancelSchema(StrictSchema):
+    reason = _text(1000, required=True)
+
+
+class ViewingFilterSchema(StrictSchema):
+    class Meta(StrictSchema.Meta):
+        include = {"from": fields.AwareDateTime(), "to": fields.AwareDateTime()}
+
+    opportunity_id = _id()
+    staff_id = _id()
+    unit_id = _id()
+    customer_id = _id()
+    status = fields.String(validate=validate.OneOf(VIEWING_STATUSES))
+
+
+# -- tasks ---------------------------------------------------------------------------------
+class TaskSchema(StrictSchema):
+    owner_id = _id(required=True)
+    title = _text(200, required=True)
+    due_at = fields.AwareDateTime(required=True)
+    remind_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    customer_id = _id(allow_none=True, load_default=None)
+    opportunity_id = _id(allow_none=True, load_default=None)
+    kind = fields.String(load_default="task", validate=validate.OneOf(v.TASK_KINDS))
+
+    @validates_schema
+    def _remind_before_due(self, data, **_):
+        if data.get("remind_at") and data["remind_at"] > data["due_at"]:
+            raise ValidationError("must not be after due_at", "remind_at")
+
+
+class TaskDoneSchema(StrictSchema):
+    result = fields.String(allow_none=True, load_default=None,
+                           validate=validate.Length(max=2000))
+
+
+class TaskFilterSchema(StrictSchema):
+    owner_id = _id()
+    owner_ids = fields.List(fields.String())
+    status = fields.String(validate=validate.OneOf(TASK_STATUSES))
+    overdue = fields.Boolean()
+    urged = fields.Boolean()
+    kind = fields.String(validate=validate.OneOf(v.TASK_KINDS))
+    customer_id = _id()
+    opportunity_id = _id()
+    bill_id = _id()
+    lease_id = _id()
+
+
+unit_schema = UnitSchema()
+unit_filter_schema = UnitFilterSchema()
+opportunity_schema = OpportunitySchema()
+opportunity_stage_schema = OpportunityStageSchema()
+assign_schema = AssignSchema()
+plan_step_schema = PlanStepSchema()
+plan_step_done_schema = PlanStepDoneSchema()
+opportunity_filter_schema = OpportunityFilterSchema()
+forecast_filter_schema = ForecastFilterSchema()
+opportunity_stage_limits_schema = OpportunityStageLimitsSchema()
+viewing_schema = ViewingSchema()
+viewing_outcome_schema = ViewingOutcomeSchema()
+viewing_cancel_schema = ViewingCancelSchema()
+viewing_filter_schema = ViewingFilterSchema()
+task_schema = TaskSchema()
+task_done_schema = TaskDoneSchema()
+task_filter_schema = TaskFilterSchema()
