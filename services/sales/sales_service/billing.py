@@ -92,13 +92,12 @@ def periods(start, end, payment_cycle):
 def rent_schedule(monthly_rent, start, end, payment_cycle):
     """The rent bills of a lease: ``Period``s whose amounts sum exactly to ``term_rent``."""
     spans = periods(start, end, payment_cycle)
-    total = term_rent(monthly_rent, start, end)
+    exact = [exact_rent(monthly_rent, period_start, period_end)
+             for period_start, period_end in spans]
+    total = _round(sum(exact))  # the term's rent: the same figure term_rent() gives
     schedule, billed = [], Decimal("0.00")
-    for index, (period_start, period_end) in enumerate(spans):
-        if index == len(spans) - 1:
-            amount = total - billed
-        else:
-            amount = _round(exact_rent(monthly_rent, period_start, period_end))
-            billed += amount
+    for index, ((period_start, period_end), amount) in enumerate(zip(spans, exact)):
+        amount = total - billed if index == len(spans) - 1 else _round(amount)
+        billed += amount
         schedule.append(Period(period_start, period_end, period_start, amount))
     return schedule

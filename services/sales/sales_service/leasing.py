@@ -21,14 +21,15 @@ Rules (docs/sales.md):
 """
 import uuid
 from datetime import date, timedelta
+from types import SimpleNamespace
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 
 from crm_kit import config
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, InvalidInput, NotFound
-from crm_kit.outbox import record_event
+from crm_kit.outbox import record_event, record_events
 from sales_service import billing, schemas, units
 from sales_service.models import Bill, DepositRefund, Lease, Unit
 
@@ -161,12 +162,12 @@ def sign(session, data, actor, customer, today=None):
     status = _unit_status_for(lease, today)
     if status:
         units.set_status_by_lease(session, unit, status)
-    bills = issue_schedule(session, lease, with_deposit=True)
+    bills = issue_schedule(session, lease, with_deposit=True,
+                           first_events=[("lease.signed", _lease_event(lease, unit))])
     if opportunity is not None:
         from sales_service import opportunities
 
         opportunities.mark_won(session, opportunity, lease.id)
-    record_event(session, "lease.signed", _lease_event(lease, unit))
     return lease, bills
 
 
@@ -182,28 +183,33 @@ def _lease_event(lease, unit=None):
     return data
 
 
-def issue_schedule(session, lease, with_deposit):
-    """Create and announce the lease's bills: deposit (if asked) and every rent period."""
+def issue_schedule(session, lease, with_deposit, first_events=()):
+    """Create and announce the lease's bills: deposit (if asked) and every rent period.
+    ``first_events`` (e.g. ``lease.signed``) go out just before the bills' events.
+
+    Written with one bulk INSERT for the bills and one for their events: a lease has up to a
+    few dozen bills and bulk loads sign thousands of leases (bench/sales_bench.py).
+    """
     from sales_service import payments
 
     moment = now()
-    bills = []
+    common = {"lease_id": lease.id, "customer_id": lease.customer_id, "owner_id": lease.owner_id,
+              "paid": ZERO, "status": "unpaid", "created_at": moment, "updated_at": moment}
+    rows = []
     if with_deposit and lease.deposit > ZERO:
-        bills.append(Bill(id=str(uuid.uuid4()), lease_id=lease.id, customer_id=lease.customer_id,
-                          owner_id=lease.owner_id, kind="deposit", description="押金 deposit",
-                          due_date=lease.start_date, amount=lease.deposit, paid=ZERO,
-                          status="unpaid", created_at=moment, updated_at=moment))
+        rows.append({**common, "id": str(uuid.uuid4()), "kind": "deposit",
+                     "description": "押金 deposit", "period_start": None, "period_end": None,
+                     "due_date": lease.start_date, "amount": lease.deposit})
     for period in billing.rent_schedule(lease.monthly_rent, lease.start_date, lease.end_date,
                                         lease.payment_cycle):
-        bills.append(Bill(id=str(uuid.uuid4()), lease_id=lease.id, customer_id=lease.customer_id,
-                          owner_id=lease.owner_id, kind="rent",
-                          description=f"租金 rent {period.start.isoformat()}–{period.end.isoformat()}",
-                          period_start=period.start, period_end=period.end, due_date=period.due,
-                          amount=period.amount, paid=ZERO, status="unpaid", created_at=moment,
-                          updated_at=moment))
-    session.add_all(bills)
-    for bill in bills:
-        record_event(session, "bill.issued", payments.bill_event(bill))
+        rows.append({**common, "id": str(uuid.uuid4()), "kind": "rent",
+                     "description": f"租金 rent {period.start.isoformat()}–{period.end.isoformat()}",
+                     "period_start": period.start, "period_end": period.end,
+                     "due_date": period.due, "amount": period.amount})
+    session.execute(insert(Bill), rows)
+    bills = [SimpleNamespace(**row) for row in rows]  # read-only snapshots, for the answer
+    record_events(session, [*first_events,
+                            *(("bill.issued", payments.bill_event(bill)) for bill in bills)])
     return bills
 
 
