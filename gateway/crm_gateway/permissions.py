@@ -28,6 +28,15 @@ CUSTOMER_MANAGERS = frozenset({ADMIN, SALES_SUPERVISOR})  # handover, merge, imp
 TAGGERS = CUSTOMER_WRITERS | {MARKETER}
 STAFF_READERS = frozenset({ADMIN, EXECUTIVE, SALES_SUPERVISOR})
 ALERT_READERS = frozenset({ADMIN, EXECUTIVE, SALES_SUPERVISOR, CUSTOMER_MANAGER})
+# leasing (the sales service)
+SALES_WRITERS = frozenset({ADMIN, SALES_SUPERVISOR, CUSTOMER_MANAGER})
+SALES_MANAGERS = frozenset({ADMIN, SALES_SUPERVISOR})  # assign, limits, deposit refund, urge
+UNIT_EDITORS = SALES_WRITERS | {TECHNICIAN}  # technicians only switch vacant ↔ maintenance
+PIPELINE_READERS = SALES_WRITERS | {EXECUTIVE}  # opportunities, viewings, plan steps
+PIPELINE_SETTINGS_READERS = SALES_MANAGERS | {EXECUTIVE}
+LEASE_READERS = SALES_WRITERS | {EXECUTIVE, SERVICE_AGENT}  # leases and bills
+FORECAST_READERS = frozenset({ADMIN, EXECUTIVE, SALES_SUPERVISOR, CUSTOMER_MANAGER})
+TASK_WRITERS = EVERYONE - {EXECUTIVE}  # executives change nothing, not even a to-do
 
 API = "/api/v1"
 
@@ -72,6 +81,52 @@ ROUTES = {
     f"POST {API}/customer-alerts/<alert_id>/ack": CUSTOMER_WRITERS,
     f"GET {API}/customer-settings/stage-limits": {ADMIN, EXECUTIVE, SALES_SUPERVISOR},
     f"PUT {API}/customer-settings/stage-limits": {ADMIN, SALES_SUPERVISOR},
+    # units: every staff member reads (availability); sales staff create and edit; a
+    # technician may PATCH, and only the status (vacant ↔ maintenance: checked in the view)
+    f"POST {API}/units": SALES_WRITERS,
+    f"GET {API}/units": EVERYONE,
+    f"GET {API}/units/<unit_id>": EVERYONE,
+    f"PATCH {API}/units/<unit_id>": UNIT_EDITORS,
+    # opportunities and their development plans: sales staff write, executives read;
+    # assigning an owner is a supervisor's call
+    f"POST {API}/opportunities": SALES_WRITERS,
+    f"GET {API}/opportunities": PIPELINE_READERS,
+    f"GET {API}/opportunities/<opportunity_id>": PIPELINE_READERS,
+    f"POST {API}/opportunities/<opportunity_id>/stage": SALES_WRITERS,
+    f"POST {API}/opportunities/<opportunity_id>/assign": SALES_MANAGERS,
+    f"POST {API}/opportunities/<opportunity_id>/plan-steps": SALES_WRITERS,
+    f"POST {API}/opportunities/<opportunity_id>/plan-steps/<step_id>/done": SALES_WRITERS,
+    # the sales forecast (Σ expected value × probability)
+    f"GET {API}/opportunities/forecast": FORECAST_READERS,
+    # stagnation limits of the pipeline: supervisors set them, executives read them
+    f"GET {API}/opportunity-settings/stage-limits": PIPELINE_SETTINGS_READERS,
+    f"PUT {API}/opportunity-settings/stage-limits": SALES_MANAGERS,
+    # viewings (带看): as opportunities
+    f"POST {API}/viewings": SALES_WRITERS,
+    f"GET {API}/viewings": PIPELINE_READERS,
+    f"PATCH {API}/viewings/<viewing_id>": SALES_WRITERS,
+    # leases: sales staff sign, renew, terminate and add charges; executives and service
+    # agents (a tenant calling about a repair or a bill) read; the deposit refund at move-out
+    # is a supervisor's call
+    f"POST {API}/leases": SALES_WRITERS,
+    f"GET {API}/leases": LEASE_READERS,
+    f"GET {API}/leases/<lease_id>": LEASE_READERS,
+    f"POST {API}/leases/<lease_id>/renew": SALES_WRITERS,
+    f"POST {API}/leases/<lease_id>/terminate": SALES_WRITERS,
+    f"GET {API}/leases/<lease_id>/bills": LEASE_READERS,
+    f"POST {API}/leases/<lease_id>/charges": SALES_WRITERS,
+    f"POST {API}/leases/<lease_id>/deposit-refund": SALES_MANAGERS,
+    # bills: read as leases; payments are taken by sales staff
+    f"GET {API}/bills": LEASE_READERS,
+    f"GET {API}/bills/<bill_id>": LEASE_READERS,
+    f"POST {API}/payments": SALES_WRITERS,
+    # tasks (工作日历): every staff member lists, creates and completes tasks (their own:
+    # object-level limits come later), but executives only read; urging (催办) an overdue
+    # task is a supervisor's call
+    f"POST {API}/tasks": TASK_WRITERS,
+    f"GET {API}/tasks": EVERYONE,
+    f"POST {API}/tasks/<task_id>/done": TASK_WRITERS,
+    f"POST {API}/tasks/<task_id>/urge": SALES_MANAGERS,
 }
 
 

@@ -1,12 +1,25 @@
-"""Fixtures of the gateway's own tests (Flask test client; RabbitMQ vhost ``crm-test``).
+"""Fixtures of the gateway's own tests: the Flask test client in front of the REAL customer
+service, on the real broker.
 
-Gateway-only behaviour is tested with ``stub_rpc``, a stand-in for the RPC client that answers
-from canned data. The 503/360 tests use the real client against the real broker, where the
-other services are simply not running. Tests against the real customer service live in the
-repository's ``tests/``.
+- ``customer_service``: one customer service process for the whole session (started as
+  ``make up`` starts it, SQLite in a temporary folder), on the gateway tests' own RabbitMQ
+  vhost (``gateway_uri``, named after the session's vhost of ``crm_kit.pytest_plugin`` and
+  removed with it); ``app``/``api``/``module_api`` point there. The other services (sales,
+  service_desk, marketing, analytics) do not run there, except in the tests that ask for them.
+- ``idle_api``: a gateway on a second vhost where no customer service was ever deployed (503).
+- ``spare_customer_service`` + ``spare_api``: a second, throw-away customer service on a third
+  vhost, for what must not happen to the shared one: paused (504), database broken (500),
+  stopped (503); ``spare_customer_service_on_postgresql``: the same on PostgreSQL.
+- ``sales_service``: the real sales service, for one test (the 360 view's sales sections);
+  ``other_services``: stand-ins of the services that do not exist yet (service_desk,
+  marketing, analytics; see ``other_services.py``), for one test.
+Tests share the customer service, never data: each creates its own customers (unique mobiles,
+``gateway_support.unique_mobile``) and reads back only those.
 """
 import importlib.util
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,25 +39,71 @@ def _load_support():
 
 
 _support = _load_support()
-VHOST, Api, StubRpc, ensure_vhost, make_app = (
-    _support.VHOST, _support.Api, _support.StubRpc, _support.ensure_vhost, _support.make_app)
+Api, make_app, CUSTOMER_SPEC = _support.Api, _support.make_app, _support.CUSTOMER_SPEC
 
+from crm_kit.rpc_client import RpcClient, ServiceTimeout, ServiceUnavailable  # noqa: E402
+from crm_kit.testing import ServiceProcess, wait_until  # noqa: E402
 from crm_gateway import rpc  # noqa: E402
+
+SALES_SPEC = "sales_service.service:SalesService"
+STAND_INS = ("service_desk", "marketing", "analytics")  # services that do not exist yet
+
+
+def _start_customer_service(amqp_uri, data_dir, database_url=None):
+    database_url = database_url or f"sqlite:///{data_dir / 'customer.db'}"
+    service = ServiceProcess(CUSTOMER_SPEC, amqp_uri, database_url, data_dir, name="customer")
+    service.database_url = database_url
+    service.start()
+    try:
+        _wait_for_rpc(amqp_uri, service)
+    except BaseException:
+        service.kill()
+        raise
+    return service
+
+
+def _wait_for_rpc(amqp_uri, service):
+    """Until the service answers ``ping``: its /readyz may say ready a moment before its RPC
+    consumer is registered with the broker (nameko starts both at once)."""
+    name = service.name
+
+    def answers():
+        if service.process.poll() is not None:
+            raise AssertionError(f"the {name} service exited:\n{service.log()}")
+        try:
+            return client.call(name, "ping")["status"] == "ok"
+        except (ServiceUnavailable, ServiceTimeout):
+            return False
+
+    with RpcClient(amqp_uri, timeout=1, client_name="gateway-tests-ready") as client:
+        wait_until(answers, timeout=30, interval=0.05, message=f"the {name} service's RPCs")
 
 
 @pytest.fixture(scope="session")
-def broker_uri(request):
-    """The project's per-session vhost (crm_kit.pytest_plugin) when loaded, else ``crm-test``."""
-    if os.environ.get("CRM_TEST_AMQP_URI"):
-        uri = os.environ["CRM_TEST_AMQP_URI"]
-    else:
-        try:
-            uri = request.getfixturevalue("amqp_uri")
-        except pytest.FixtureLookupError:
-            ensure_vhost()
-            uri = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
-    yield uri
+def gateway_uri(vhost):
+    """The gateway tests' own vhost, next to the session's (``crm_kit.pytest_plugin``): the
+    customer service below runs for the whole session, and on the session's vhost it would
+    share the ``rpc-customer`` queue with the services that later suites start (the e2e
+    system), each answering every other call."""
+    name = f"{vhost}-gateway"
+    _support.add_vhost(name)
+    yield amqp_of(name)
     rpc.close_all()  # before the vhost goes: the process-wide clients would try to reconnect
+    _support.delete_vhost(name)
+
+
+@pytest.fixture(scope="session")
+def customer_service(gateway_uri, tmp_path_factory):
+    """The real customer service, one process for the whole gateway test session."""
+    service = _start_customer_service(gateway_uri, tmp_path_factory.mktemp("customer-service"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def broker_uri(gateway_uri, customer_service):
+    """Where the gateway apps of the tests call the customer service."""
+    return gateway_uri
 
 
 @pytest.fixture
@@ -59,12 +118,141 @@ def api(app):
 
 @pytest.fixture(scope="module")
 def module_api(tmp_path_factory, broker_uri):
-    """One app for a module whose tests only read (role tokens are costly: scrypt)."""
+    """One app for a module (role tokens are costly: scrypt); tests create their own data."""
     return Api(make_app(tmp_path_factory.mktemp("gateway"), broker_uri))
 
 
+@pytest.fixture(scope="session")
+def service_rpc(broker_uri):
+    """The tests' own RPC client to the services (setup only: a stagnation scan, sales data)."""
+    with RpcClient(broker_uri, timeout=10, client_name="gateway-tests") as client:
+        yield client
+
+
+# ---------------------------------------------------------------- other vhosts
+
+@pytest.fixture(scope="session")
+def idle_uri(vhost):
+    """A vhost where no customer service was ever deployed."""
+    name = f"{vhost}-idle"
+    _support.add_vhost(name)
+    yield amqp_of(name)
+    rpc.close_all()
+    _support.delete_vhost(name)
+
+
+@pytest.fixture(scope="module")
+def idle_api(tmp_path_factory, idle_uri):
+    return Api(make_app(tmp_path_factory.mktemp("gateway-idle"), idle_uri))
+
+
+@pytest.fixture(scope="session")
+def spare_uri(vhost):
+    """A vhost for a second customer service that tests pause, break or stop."""
+    name = f"{vhost}-spare"
+    _support.add_vhost(name)
+    yield amqp_of(name)
+    rpc.close_all()
+    _support.delete_vhost(name)
+
+
+def amqp_of(vhost_name):
+    from crm_kit.pytest_plugin import BROKER_HOST
+
+    return f"amqp://guest:guest@{BROKER_HOST}:5672/{vhost_name}"
+
+
 @pytest.fixture
-def stub_rpc(monkeypatch):
-    stub = StubRpc()
-    monkeypatch.setattr(rpc, "get_client", lambda: stub)
-    return stub
+def spare_customer_service(spare_uri, tmp_path):
+    """A second real customer service (own database), killed after the test."""
+    service = _start_customer_service(spare_uri, tmp_path / "spare-customer")
+    yield service
+    if service.process.poll() is None:
+        os.kill(service.process.pid, signal.SIGCONT)
+    service.kill()
+
+
+@pytest.fixture
+def spare_customer_service_on_postgresql(spare_uri, tmp_path, postgres_database):
+    """The second customer service on PostgreSQL, as deployed (docker-compose.yml)."""
+    service = _start_customer_service(spare_uri, tmp_path / "spare-customer-pg",
+                                      postgres_database("customer"))
+    yield service
+    service.kill()
+
+
+@pytest.fixture
+def spare_api(tmp_path, spare_uri):
+    return Api(make_app(tmp_path / "gateway-spare", spare_uri))
+
+
+def pause(service):
+    """SIGSTOP: the process keeps its broker connection (so its queue has a consumer) but
+    answers nothing, like a service stuck in a long pause."""
+    os.kill(service.process.pid, signal.SIGSTOP)
+
+
+@pytest.fixture
+def paused_customer_service(spare_customer_service):
+    pause(spare_customer_service)
+    return spare_customer_service
+
+
+# ---------------------------------------------------------------- the other services
+
+@pytest.fixture
+def sales_service(broker_uri, customer_service, tmp_path):
+    """The real sales service on the gateway tests' vhost for one test; afterwards its RPC
+    queue is deleted so that, for every other test, sales is not deployed there."""
+    service = ServiceProcess(SALES_SPEC, broker_uri, f"sqlite:///{tmp_path / 'sales.db'}",
+                             tmp_path / "sales", name="sales")
+    try:
+        service.start()
+        _wait_for_rpc(broker_uri, service)
+        yield service
+    finally:
+        service.kill()
+        _support.delete_queues(broker_uri, "rpc-sales")
+
+
+@pytest.fixture
+def other_services(broker_uri, customer_service, tmp_path):
+    """``start(marketing)``: the stand-ins of ``other_services.py`` on the gateway tests' vhost
+    for one test (marketing ``slow`` or ``broken``); afterwards their queues are deleted so
+    that, for every other test, those services are not deployed."""
+    processes = []
+
+    def start(marketing):
+        log_path = tmp_path / f"other-services-{len(processes)}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).parent / "other_services.py"), broker_uri,
+                 marketing], stdout=log, stderr=subprocess.STDOUT)
+        processes.append(process)
+
+        def answering():
+            if process.poll() is not None:
+                raise AssertionError(f"other_services.py exited:\n{log_path.read_text()}")
+            try:
+                return all(client.call(service, "ping") for service in STAND_INS)
+            except (ServiceUnavailable, ServiceTimeout):
+                return False
+
+        with RpcClient(broker_uri, timeout=2, client_name="gateway-tests-ready") as client:
+            wait_until(answering, timeout=30, interval=0.05, message="the stand-in services")
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+        _support.delete_queues(broker_uri, *(f"rpc-{service}" for service in STAND_INS))
+
+
+@pytest.fixture
+def customer_calls(customer_service):
+    """``customer_calls()``: RPCs the shared customer service has run so far; equal before and
+    after a request means the request never reached the service."""
+    return lambda: _support.rpc_calls_served(customer_service)

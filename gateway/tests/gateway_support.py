@@ -1,8 +1,10 @@
-"""Helpers of the gateway's tests: app factory with test settings, sign-in helpers, the RPC stub."""
-import copy
+"""Helpers of the gateway's tests: app factory with test settings, sign-in helpers, unique
+customer data, and what the tests read from the real customer service (its /metrics, its
+database for a time jump, its RPCs for a stagnation scan)."""
+import itertools
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -10,23 +12,15 @@ for package_dir in (ROOT / "kit", ROOT / "gateway"):  # when not installed into 
     if str(package_dir) not in sys.path:
         sys.path.insert(0, str(package_dir))
 
-from crm_kit.rpc_client import ServiceUnavailable  # noqa: E402
+from crm_kit.testing import http_get, wait_until  # noqa: E402
 from crm_gateway.app import create_app  # noqa: E402
 from crm_gateway.permissions import ROLES  # noqa: E402
 
-VHOST = "crm-test"
+CUSTOMER_SPEC = "customer_service.service:CustomerService"
 ADMIN_PASSWORD = "admin-password-1"
 STAFF_PASSWORD = "staff-password-1"
 RPC_TIMEOUT = 1.5
-
-
-def ensure_vhost():
-    listed = subprocess.run(["rabbitmqctl", "list_vhosts", "-q"], capture_output=True, text=True,
-                            check=True).stdout.split()
-    if VHOST not in listed:
-        subprocess.run(["rabbitmqctl", "add_vhost", VHOST], check=True, capture_output=True)
-        subprocess.run(["rabbitmqctl", "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"],
-                       check=True, capture_output=True)
+ALL_ROLES = ROLES
 
 
 def make_app(data_dir, amqp_uri, **overrides):
@@ -99,63 +93,124 @@ class Api:
             headers.update(self.auth(token))
         return self.client.open(path, method=method, headers=headers, **kwargs)
 
+    # ------------------------------------------------------------ customers, for real
 
-@dataclass
-class RecordedCall:
-    service: str
-    method: str
-    args: tuple
-    kwargs: dict
-    correlation_id: str | None
-    timeout: float | None
+    def create_customer(self, role="sales_supervisor", **fields):
+        """A new customer in the real customer service (unique mobile unless given)."""
+        body = {"name": "王芳", "mobile": unique_mobile(), **fields}
+        response = self.request("POST", "/api/v1/customers", role=role, json=body)
+        assert response.status_code == 201, response.json
+        return response.json
 
+    def customer(self, customer_id, role="sales_supervisor"):
+        """The customer as the service keeps it (a supervisor sees mobile and ID in full)."""
+        response = self.request("GET", f"/api/v1/customers/{customer_id}", role=role)
+        assert response.status_code == 200, response.json
+        return response.json
 
-@dataclass
-class StubRpc:
-    """Stands in for RpcClient: answers are canned per (service, method); an unknown one is
-    'not deployed' (ServiceUnavailable), as on a broker where the service does not run."""
-
-    answers: dict = field(default_factory=dict)
-    calls: list = field(default_factory=list)
-    connected: bool = True
-
-    def on(self, service, method, answer):
-        """``answer``: a value (returned), an exception (raised) or a callable(*args, **kwargs)."""
-        self.answers[(service, method)] = answer
-
-    def call(self, service, method, *args, timeout=None, correlation_id=None, **kwargs):
-        self.calls.append(RecordedCall(service, method, args, kwargs, correlation_id, timeout))
-        answer = self.answers.get((service, method))
-        if answer is None:
-            raise ServiceUnavailable(f"The {service} service is not deployed.", service, method)
-        if isinstance(answer, Exception):
-            raise answer
-        if callable(answer):
-            return answer(*args, **kwargs)
-        return copy.deepcopy(answer)
-
-    def calls_to(self, method):
-        return [call for call in self.calls if call.method == method]
+    def stage_history(self, customer_id):
+        response = self.request("GET", f"/api/v1/customers/{customer_id}/stage-history",
+                                role="sales_supervisor")
+        assert response.status_code == 200, response.json
+        return response.json
 
 
-def a_customer(**fields):
-    """A customer dict as the customer service returns it (docs/rpc-contracts.md)."""
-    customer = {
-        "id": "c-1", "kind": "person", "name": "张伟", "mobile": "13812345678",
-        "email": "zhang.wei@example.com", "wechat_id": "zw88", "gender": "male",
-        "birthday": "1995-04-02", "id_number": "510104199504021234", "occupation": "engineer",
-        "industry": "software", "employer": "Tianfu Soft", "education": "bachelor",
-        "income_band": "10k_20k", "hometown": "Mianyang", "city": "Chengdu",
-        "district": "Gaoxin", "source": "website", "owner_id": None, "stage": "potential",
-        "stage_entered_at": "2025-01-02T03:04:05+00:00", "value_tier": None, "churn_risk": None,
-        "member": {"tier": "basic", "points": 0},
-        "consent": {"sms": True, "email": False, "wechat": True, "phone": False, "in_app": False},
-        "tags": ["graduate"], "custom_fields": {}, "contacts": [], "leases_signed": 0,
-        "merged_into": None, "archived": False, "erased": False,
-        "created_at": "2025-01-02T03:04:05+00:00", "updated_at": "2025-01-02T03:04:05+00:00",
-    }
-    customer.update(fields)
-    return customer
+# ---------------------------------------------------------------- unique test data
+
+_serial = itertools.count(1)
 
 
-ALL_ROLES = ROLES
+def unique_mobile():
+    """An 11-digit mainland mobile no other test of the session uses (13…, 15…, 18…)."""
+    n = next(_serial)
+    return f"{('13', '15', '18')[n % 3]}{n:09d}"
+
+
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+def resident_id(birthday=None):
+    """A valid 18-character resident ID (GB 11643 check character) no other test uses."""
+    n = next(_serial)
+    birthday = birthday or date(1950, 1, 1) + timedelta(days=n)
+    body = f"110105{birthday:%Y%m%d}{n % 1000:03d}"
+    return body + ID_CHECK[sum(int(d) * w for d, w in zip(body, ID_WEIGHTS)) % 11]
+
+
+def unique_tag(prefix="t"):
+    """A tag or search word no other test uses (fixed width: never part of another one)."""
+    return f"{prefix}-{next(_serial):06d}"
+
+
+def masked_mobile(mobile):
+    return mobile[:3] + "****" + mobile[-4:]
+
+
+def masked_id_number(id_number):
+    return id_number[:4] + "*" * 10 + id_number[-4:]
+
+
+# ---------------------------------------------------------------- the customer service
+
+def rpc_calls_served(service):
+    """RPCs the service process has run so far (its ``crm_entrypoint_calls_total``, kind rpc),
+    read once the number stops moving: the reply to a call goes out just before the count."""
+    def read():
+        status, body = http_get(service.base_url + "/metrics")
+        assert status == 200, body
+        return sum(float(line.rpartition(" ")[2]) for line in body.splitlines()
+                   if line.startswith("crm_entrypoint_calls_total{") and 'kind="rpc"' in line)
+
+    seen = [read()]
+
+    def settled():
+        seen.append(read())
+        return seen[-1] == seen[-2]
+
+    wait_until(settled, timeout=5, interval=0.01, message="the RPC count to settle")
+    return seen[-1]
+
+
+def move_stage_entry_back(database_url, customer_id, days):
+    """Time travel in the service's own database: the customer entered its stage ``days`` ago
+    (as the customer service's own stagnation test does)."""
+    from sqlalchemy import create_engine, text
+
+    entered = (datetime.now(timezone.utc) - timedelta(days=days)).replace(tzinfo=None)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE customers SET stage_entered_at = :t WHERE id = :id"),
+                               {"t": entered, "id": customer_id})
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- RabbitMQ virtual hosts
+
+def _rabbitmqctl(*args):
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def add_vhost(name):
+    made = _rabbitmqctl("add_vhost", name)
+    assert made.returncode == 0, f"cannot create RabbitMQ vhost {name}: {made.stderr.strip()}"
+    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+
+
+def delete_vhost(name):
+    _rabbitmqctl("delete_vhost", name)
+
+
+def delete_queues(amqp_uri, *queues):
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+    finally:
+        connection.close()

@@ -1,7 +1,8 @@
 """Every error, whoever raises it, comes back in the api.md format."""
-import pytest
+import sqlite3
+import time
 
-from crm_kit.rpc_client import RemoteError, ServiceTimeout, ServiceUnavailable
+from gateway_support import RPC_TIMEOUT, unique_mobile
 
 
 def assert_error(response, status, code):
@@ -46,40 +47,73 @@ def test_body_too_large_is_413(module_api):
     assert_error(response, 413, "payload_too_large")
 
 
-@pytest.mark.parametrize("raised, status, code, details", [
-    (RemoteError("NotFound", ["Customer c-1 does not exist.", {"id": "c-1"}]), 404, "not_found",
-     {"id": "c-1"}),
-    (RemoteError("Conflict", ["Alert is acknowledged.", {"status": "acknowledged"}]), 409,
-     "conflict", {"status": "acknowledged"}),
-    (RemoteError("InvalidInput", ["Some fields are invalid.", {"id_number": ["bad check digit"]}]),
-     422, "validation_error", {"id_number": ["bad check digit"]}),
-    (ServiceUnavailable("The customer service is not running.", "customer", "get_customer"), 503,
-     "service_unavailable", {"service": "customer"}),
-    (ServiceTimeout("The customer service did not answer.", "customer", "get_customer"), 504,
-     "service_timeout", {"service": "customer"}),
-])
-def test_rpc_failures_map_to_http(module_api, stub_rpc, raised, status, code, details):
-    stub_rpc.on("customer", "get_customer", raised)
+# ---------------------------------------------------------------- what the services answer
+# (the real customer service; one that never ran, one that hangs, one whose database broke)
+
+
+def test_service_not_found_is_404(module_api):
     error = assert_error(module_api.request("GET", "/api/v1/customers/c-1", role="marketer"),
-                         status, code)
-    assert error["details"] == details
+                         404, "not_found")
+    assert error["details"] == {"customer_id": "c-1"}
 
 
-def test_a_service_bug_is_500_without_internals(module_api, stub_rpc):
-    stub_rpc.on("customer", "get_customer", RemoteError(
-        "KeyError", ["'secret_column' at /srv/customer_service/customers.py"],
-        "KeyError: 'secret_column'"))
-    response = module_api.request("GET", "/api/v1/customers/c-1", role="marketer")
+def test_service_conflict_is_409(module_api):
+    customer = module_api.create_customer()
+    response = module_api.request("POST", f"/api/v1/customers/{customer['id']}/stage",
+                                  role="sales_supervisor",
+                                  json={"stage": "potential", "reason": "again"})
+    error = assert_error(response, 409, "conflict")
+    assert error["details"] == {"stage": "potential"}
+
+
+def test_service_invalid_input_is_422(module_api):
+    response = module_api.request("POST", "/api/v1/customers", role="customer_manager",
+                                  json={"name": "王芳", "mobile": unique_mobile(),
+                                        "id_number": "110105194912310021"})  # bad check digit
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"] == {"id_number": ["is not a valid 18-character resident ID number"]}
+
+
+def test_service_not_running_is_503(idle_api):
+    error = assert_error(idle_api.request("GET", "/api/v1/customers/c-1", role="marketer"),
+                         503, "service_unavailable")
+    assert error["details"] == {"service": "customer"}
+
+
+def test_service_not_answering_in_time_is_504(spare_api, paused_customer_service):
+    started = time.monotonic()
+    response = spare_api.request("GET", "/api/v1/customers/c-1", role="marketer")
+    assert time.monotonic() - started >= RPC_TIMEOUT
+    error = assert_error(response, 504, "service_timeout")
+    assert error["details"] == {"service": "customer"}
+
+
+def test_a_service_bug_is_500_without_internals(spare_api, spare_customer_service):
+    # the service's database loses its main table under it: every read fails inside
+    with sqlite3.connect(spare_customer_service.database_url[len("sqlite:///"):]) as db:
+        db.execute("DROP TABLE customers")
+    response = spare_api.request("GET", "/api/v1/customers/secret-customer-42", role="marketer")
     error = assert_error(response, 500, "internal_error")
-    assert "secret" not in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    for internal in ("secret", "no such table", "customers", "OperationalError", "SELECT"):
+        assert internal not in text, internal
     assert error["details"] == {}
 
 
-def test_a_gateway_bug_is_500_without_internals(module_api, stub_rpc):
-    stub_rpc.on("customer", "get_customer", RuntimeError("password=hunter2"))
-    response = module_api.request("GET", "/api/v1/customers/c-1", role="marketer")
-    assert_error(response, 500, "internal_error")
-    assert "hunter2" not in response.get_data(as_text=True)
+def test_a_gateway_bug_is_500_without_internals(api):
+    admin = api.admin_token()
+    # the gateway's own database loses its staff table under it
+    database = api.app.config["CRM_SETTINGS"].database_url[len("sqlite:///"):]
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TABLE staff")
+    response = api.request("POST", "/api/v1/staff", token=admin, json={
+        "username": "new.one", "password": "password=hunter2", "display_name": "New One",
+        "roles": ["marketer"]})
+    error = assert_error(response, 500, "internal_error")
+    text = response.get_data(as_text=True)
+    for internal in ("hunter2", "no such table", "staff", "OperationalError", "INSERT", "SELECT"):
+        assert internal not in text, internal
+    assert error["details"] == {}
 
 
 def test_errors_carry_the_request_id(module_api):

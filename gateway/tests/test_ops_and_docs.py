@@ -1,9 +1,10 @@
 """Health, readiness, metrics, the OpenAPI document and the interactive docs."""
 import re
+import time
 
 from openapi_spec_validator import validate
 
-from gateway_support import make_app
+from gateway_support import RPC_TIMEOUT, make_app
 from crm_gateway.permissions import PUBLIC, ROUTES
 
 # the documentation routes themselves are not part of the API they document
@@ -16,21 +17,30 @@ def test_healthz(module_api):
     assert response.json == {"status": "ok", "service": "gateway", "version": "0.1.0"}
 
 
-def test_readyz_is_503_with_detail_when_the_customer_service_is_down(module_api):
-    response = module_api.client.get("/readyz")
+def test_readyz_is_503_with_detail_when_the_customer_service_is_down(idle_api):
+    response = idle_api.client.get("/readyz")
     assert response.status_code == 503
     assert response.json["status"] == "not_ready"
     assert response.json["broker"] == "ok"
-    assert response.json["services"]["customer"]["status"] in ("unavailable", "timeout")
+    assert response.json["services"]["customer"] == {"status": "unavailable", "latency_ms": None}
 
 
-def test_readyz_is_200_when_every_needed_service_answers(module_api, stub_rpc):
-    stub_rpc.on("customer", "ping", "pong")
+def test_readyz_is_200_when_every_needed_service_answers(module_api, customer_service):
     response = module_api.client.get("/readyz")
     assert response.status_code == 200
     assert response.json["status"] == "ready"
     assert response.json["services"]["customer"]["status"] == "ok"
-    assert stub_rpc.calls[0].timeout == 1.0
+    assert response.json["services"]["customer"]["latency_ms"] >= 0
+
+
+def test_readyz_waits_a_second_for_a_service_not_the_rpc_timeout(spare_api,
+                                                                  paused_customer_service):
+    started = time.monotonic()
+    response = spare_api.client.get("/readyz")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.json["services"]["customer"] == {"status": "timeout", "latency_ms": None}
+    assert 1.0 <= elapsed < RPC_TIMEOUT, elapsed  # the ping's own 1 s timeout
 
 
 def test_readyz_reports_an_unreachable_broker(tmp_path):
@@ -41,10 +51,11 @@ def test_readyz_reports_an_unreachable_broker(tmp_path):
     assert response.json["services"]["customer"]["status"] == "unavailable"
 
 
-def test_metrics_label_routes_by_rule_not_raw_path(module_api, stub_rpc):
-    stub_rpc.on("customer", "get_customer", {"id": "c-12345"})
-    module_api.request("GET", "/api/v1/customers/c-12345", role="admin")
-    module_api.client.get("/api/v1/customers/c-12345")  # 401
+def test_metrics_label_routes_by_rule_not_raw_path(module_api):
+    customer_id = module_api.create_customer()["id"]
+    assert module_api.request("GET", f"/api/v1/customers/{customer_id}",
+                              role="admin").status_code == 200
+    module_api.client.get(f"/api/v1/customers/{customer_id}")  # 401
     response = module_api.client.get("/metrics")
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
@@ -55,7 +66,7 @@ def test_metrics_label_routes_by_rule_not_raw_path(module_api, stub_rpc):
     assert "crm_http_request_duration_seconds_bucket" in text
     assert re.search(r'crm_rpc_client_calls_total\{method="get_customer",outcome="ok",'
                      r'service="customer"\}', text)
-    assert "c-12345" not in text  # never an id in a label
+    assert customer_id not in text  # never an id in a label
 
 
 def test_openapi_is_valid_and_documents_every_route(module_api):

@@ -1,17 +1,22 @@
-"""The permission table is complete and enforced route by route, role by role."""
+"""The permission table is complete and enforced route by route, role by role, with the real
+customer service behind the gateway: a refused call never reaches it."""
 import re
 
 import pytest
 
+from crm_kit.testing import wait_until
 from gateway_support import ALL_ROLES
 from crm_gateway.permissions import PUBLIC, ROUTES, mask_customer, mask_id_number, mask_mobile
 
-SAMPLE_PATH_VALUES = {"customer_id": "c-1", "staff_id": "s-1", "tag": "vip", "alert_id": "1",
-                      "filename": "swagger-ui.css"}
+# ids that exist nowhere (the service's are uuids; its alert ids count up from 1): an allowed
+# call gets the service's 404/409/422 and changes nobody's data
+SAMPLE_PATH_VALUES = {"customer_id": "c-1", "staff_id": "s-1", "tag": "vip",
+                      "alert_id": "999999999", "filename": "swagger-ui.css"}
 
 
 def concrete_path(rule):
-    return re.sub(r"<(?:\w+:)?(\w+)>", lambda match: SAMPLE_PATH_VALUES[match.group(1)], rule)
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda match: SAMPLE_PATH_VALUES.get(
+        match.group(1), f"no-such-{match.group(1)}"), rule)
 
 
 def routes_of(app):
@@ -48,26 +53,38 @@ def _call(api, key, **kwargs):
 
 @pytest.mark.parametrize("key", sorted(ROUTES))
 @pytest.mark.parametrize("role", ALL_ROLES)
-def test_each_role_is_let_in_exactly_where_the_table_says(module_api, stub_rpc, key, role):
+def test_each_role_is_let_in_exactly_where_the_table_says(module_api, customer_calls, key, role):
     allowed = ROUTES[key]
+    module_api.role_token(role)
+    before = customer_calls()
     response = _call(module_api, key, role=role)
     if allowed == PUBLIC or role in allowed:
         assert response.status_code not in (401, 403), (key, role, response.json)
+        if response.status_code >= 500:  # only a service that does not run here may be missing
+            assert response.status_code == 503, (key, role, response.get_data(as_text=True))
+            assert response.json["error"]["details"]["service"] != "customer", (key, role)
+        if key.endswith("/360"):
+            # the view answers 404 on the profile while its other customer calls (stage
+            # history, interactions) are still on their way: let them land in this test
+            wait_until(lambda: customer_calls() >= before + 3, timeout=5,
+                       message="the 360 view's three customer calls")
     else:
         assert response.status_code == 403, (key, role, response.status_code)
         assert response.json["error"]["code"] == "forbidden"
+        assert customer_calls() == before  # refused before any service was asked
 
 
 @pytest.mark.parametrize("key", sorted(key for key, roles in ROUTES.items() if roles != PUBLIC))
-def test_every_protected_route_needs_a_token(module_api, stub_rpc, key):
+def test_every_protected_route_needs_a_token(module_api, customer_calls, key):
+    before = customer_calls()
     response = _call(module_api, key)
     assert response.status_code == 401
     assert response.json["error"]["code"] == "unauthorized"
-    assert stub_rpc.calls == []  # refused before any service was asked
+    assert customer_calls() == before  # refused before any service was asked
 
 
 @pytest.mark.parametrize("key", sorted(key for key, roles in ROUTES.items() if roles == PUBLIC))
-def test_public_routes_need_no_token(module_api, stub_rpc, key):
+def test_public_routes_need_no_token(module_api, key):
     assert _call(module_api, key).status_code not in (401, 403)
 
 

@@ -1,117 +1,151 @@
-"""With the real RPC client on the real broker, where the customer service and the other
-services are not running: a clear 503 at once, and a 360 view that says which parts are
-missing."""
+"""Services that do not run, for real: a clear 503 at once when the customer service was never
+deployed (a vhost where it never ran), within the RPC timeout when it was deployed and has
+stopped; and a 360 view, from the real customer service, that says which parts are missing
+(when sales, service_desk, marketing and analytics do not run) or what each other service
+answered (the real sales service; stand-ins of those that do not exist yet,
+``other_services.py``)."""
 import time
+from datetime import date, timedelta
 
-import pytest
-
-from gateway_support import RPC_TIMEOUT, a_customer
-from crm_kit.rpc_client import RemoteError, ServiceTimeout
-from crm_gateway import rpc
+from crm_kit.testing import wait_until
+from gateway_support import RPC_TIMEOUT, masked_id_number, masked_mobile, resident_id
 
 SECTIONS = ("opportunities", "leases", "tickets", "messages", "scores")
+REQUESTS = [
+    ("GET", "/api/v1/customers/c-1", None),
+    ("GET", "/api/v1/customers?per_page=10", None),
+    ("POST", "/api/v1/customers", {"name": "王芳", "mobile": "13912345678"}),
+    ("GET", "/api/v1/customers/c-1/360", None),
+]
 
 
-def test_customer_service_not_running_is_503_fast(module_api):
-    for method, path, body in [
-        ("GET", "/api/v1/customers/c-1", None),
-        ("GET", "/api/v1/customers?per_page=10", None),
-        ("POST", "/api/v1/customers", {"name": "王芳", "mobile": "13912345678"}),
-        ("GET", "/api/v1/customers/c-1/360", None),
-    ]:
+def assert_503_within(api, limit):
+    for method, path, body in REQUESTS:
         started = time.monotonic()
-        response = module_api.request(method, path, role="sales_supervisor", json=body)
+        response = api.request(method, path, role="sales_supervisor", json=body)
         elapsed = time.monotonic() - started
         assert response.status_code == 503, (path, response.json)
         assert response.json["error"]["code"] == "service_unavailable"
         assert response.json["error"]["details"] == {"service": "customer"}
         assert response.headers["Retry-After"]
-        # not deployed: answered at once; deployed but stopped: within the RPC timeout
-        assert elapsed < RPC_TIMEOUT + 1.0, (path, elapsed)
+        assert elapsed < limit, (path, elapsed)
 
 
-class CustomerFromStub:
-    """The customer service from the stub; every other service over the real broker."""
-
-    def __init__(self, stub, real):
-        self.stub, self.real = stub, real
-        self.connected = True
-
-    def call(self, service, method, *args, **kwargs):
-        client = self.stub if service == "customer" else self.real
-        return client.call(service, method, *args, **kwargs)
+def test_customer_service_never_deployed_is_503_at_once(idle_api):
+    idle_api.role_token("sales_supervisor")
+    assert_503_within(idle_api, 0.5)  # the broker returns the call: nobody to route it to
 
 
-@pytest.fixture
-def customer_only(stub_rpc, monkeypatch, broker_uri):
-    stub_rpc.on("customer", "get_customer", a_customer())
-    stub_rpc.on("customer", "stage_history", [
-        {"from_stage": None, "to_stage": "potential", "trigger": "created", "event_id": None,
-         "actor_id": "s-1", "approver_id": None, "reason": None,
-         "occurred_at": "2025-01-02T03:04:05+00:00"}])
-    stub_rpc.on("customer", "list_interactions", lambda customer_id, page, per_page: {
-        "items": [{"id": 1, "customer_id": customer_id, "channel": "wechat",
-                   "direction": "inbound", "summary": "asked about a 1-bedroom",
-                   "staff_id": "s-1", "occurred_at": "2025-01-03T00:00:00+00:00",
-                   "created_at": "2025-01-03T00:00:00+00:00"}],
-        "total": 1, "page": page, "per_page": per_page})
-    real = rpc.client_for(broker_uri, RPC_TIMEOUT)
-    monkeypatch.setattr(rpc, "get_client", lambda: CustomerFromStub(stub_rpc, real))
-    return stub_rpc
-
-
-def test_360_marks_services_that_do_not_run(module_api, customer_only):
+def test_customer_service_stopped_is_503_within_the_rpc_timeout(spare_api,
+                                                                spare_customer_service):
+    spare_api.role_token("sales_supervisor")
+    assert spare_api.request("GET", "/api/v1/customers?per_page=1",
+                             role="sales_supervisor").status_code == 200
+    spare_customer_service.kill()  # its queue stays, nobody consumes it
     started = time.monotonic()
-    response = module_api.request("GET", "/api/v1/customers/c-1/360", role="customer_manager")
+    assert_503_within(spare_api, RPC_TIMEOUT + 1.0)
+    assert time.monotonic() - started < 2 * RPC_TIMEOUT + 1.0  # found out once, not per call
+
+
+def test_360_marks_services_that_do_not_run(module_api):
+    customer = module_api.create_customer(role="customer_manager")
+    logged = module_api.request("POST", f"/api/v1/customers/{customer['id']}/interactions",
+                                role="customer_manager",
+                                json={"channel": "wechat", "summary": "asked about a 1-bedroom"})
+    assert logged.status_code == 201, logged.json
+
+    started = time.monotonic()
+    response = module_api.request("GET", f"/api/v1/customers/{customer['id']}/360",
+                                  role="customer_manager")
     assert time.monotonic() - started < RPC_TIMEOUT + 1.0
     assert response.status_code == 200
     view = response.json
-    assert view["profile"]["id"] == "c-1"
+    assert view["profile"]["id"] == customer["id"]
+    assert view["profile"]["mobile"] == customer["mobile"]
     assert view["stage_history"][0]["to_stage"] == "potential"
-    assert view["interactions"]["items"][0]["id"] == "1"
+    assert view["stage_history"][0]["actor_id"] == module_api.role_id("customer_manager")
+    [interaction] = view["interactions"]["items"]
+    assert interaction["id"] == logged.json["id"] and isinstance(interaction["id"], str)
+    assert interaction["summary"] == "asked about a 1-bedroom"
     for section in SECTIONS:
         assert view[section]["available"] is False, section
         assert view[section]["reason"] == "service_unavailable"
         assert view[section]["message"]
 
 
-def test_360_keeps_what_answers_and_masks_it(module_api, customer_only, monkeypatch):
-    """Every service from the stub here: answers, a timeout, a bug, "not scored yet"."""
-    answers = {
-        ("sales", "list_leases"): {"items": [{"id": "l-1", "status": "active"}], "total": 1},
-        ("sales", "list_bills"): {"items": [{"id": "b-1", "lease_id": "l-1", "status": "unpaid"},
-                                           {"id": "b-2", "lease_id": "l-9", "status": "paid"}]},
-        ("service_desk", "list_tickets"): ServiceTimeout("slow", "service_desk", "list_tickets"),
-        ("marketing", "list_messages"): RemoteError("KeyError", ["boom"], service="marketing"),
-        ("analytics", "get_scores"): RemoteError("NotFound", ["not scored", {}]),
-    }
-    for (service, method), answer in answers.items():
-        customer_only.on(service, method, answer)
-    # a record of another service that repeats the customer's mobile
-    customer_only.on("sales", "list_opportunities", {"items": [
-        {"id": "o-1", "stage": "viewed", "contact": {"mobile": "13812345678"}}]})
-    monkeypatch.setattr(rpc, "get_client", lambda: customer_only)
+def leased(service_rpc, customer_id):
+    """A real unit, opportunity and signed lease (with its bills) of the customer in sales."""
+    actor = {"id": "staff-1", "roles": ["customer_manager"]}
+    unit = service_rpc.call("sales", "create_unit", {
+        "code": "GX-1203", "building": "天府软件园公寓A栋", "district": "高新区", "layout": "1b1b",
+        "area_sqm": "38.50", "floor": 12, "monthly_rent": "3500.00"}, actor)
+    opportunity = service_rpc.call("sales", "create_opportunity",
+                                   {"customer_id": customer_id, "source": "website"}, actor)
+    start = date.today()
+    lease = service_rpc.call("sales", "sign_lease", {
+        "customer_id": customer_id, "unit_id": unit["id"], "opportunity_id": opportunity["id"],
+        "start_date": start.isoformat(), "end_date": (start + timedelta(days=364)).isoformat(),
+        "monthly_rent": "3500.00", "deposit": "3500.00", "payment_cycle": "quarterly"}, actor)
+    return opportunity, lease
 
-    view = module_api.request("GET", "/api/v1/customers/c-1/360", role="marketer").json
+
+def test_360_keeps_what_answers_and_masks_it(module_api, sales_service, other_services,
+                                             service_rpc):
+    """The real sales service; the stand-ins of the others: an answer repeating the customer's
+    mobile and ID number, a timeout, "not scored yet"."""
+    other_services("slow")
+    id_number = resident_id()
+    customer = module_api.create_customer(id_number=id_number)
+    opportunity, lease = leased(service_rpc, customer["id"])
+
+    response = module_api.request("GET", f"/api/v1/customers/{customer['id']}/360",
+                                  role="marketer", headers={"X-Request-ID": "req-360-1"})
+    assert response.status_code == 200, response.json
+    view = response.json
+
+    assert view["profile"]["id"] == customer["id"]
     assert view["opportunities"]["available"] is True
-    assert view["opportunities"]["items"][0]["contact"]["mobile"] == "138****5678"
+    assert [o["id"] for o in view["opportunities"]["items"]] == [opportunity["id"]]
     assert view["leases"]["available"] is True
-    assert view["leases"]["items"] == [{"id": "l-1", "status": "active", "bills": [
-        {"id": "b-1", "lease_id": "l-1", "status": "unpaid"}]}]
-    assert view["tickets"] == {"available": False, "reason": "service_timeout",
-                               "message": "The service_desk service did not answer in time."}
-    assert view["messages"]["reason"] == "service_error"
-    assert "boom" not in str(view["messages"])
+    [shown] = view["leases"]["items"]
+    assert (shown["id"], shown["customer_id"]) == (lease["id"], customer["id"])
+    # each lease with its bills (asked for separately, joined by the gateway)
+    assert sorted(b["id"] for b in shown["bills"]) == sorted(b["id"] for b in lease["bills"])
+    assert {b["lease_id"] for b in shown["bills"]} == {lease["id"]}
+
+    [ticket] = view["tickets"]["items"]
+    assert ticket["contact"]["mobile"] == masked_mobile(customer["mobile"])
+    assert ticket["contact"]["id_number"] == masked_id_number(id_number)
+    assert customer["mobile"] not in response.get_data(as_text=True)
+    assert id_number not in response.get_data(as_text=True)
+    assert view["messages"] == {"available": False, "reason": "service_timeout",
+                                "message": "The marketing service did not answer in time."}
     assert view["scores"] == {"available": True, "data": None}
     # each section was asked for this customer, with the request's correlation id
-    call = customer_only.calls_to("list_tickets")[0]
-    assert call.args[0] == {"customer_id": "c-1"}
-    assert call.correlation_id == customer_only.calls_to("get_customer")[0].correlation_id
+    assert ticket["asked"] == {"filters": {"customer_id": customer["id"]}, "page": 1,
+                               "per_page": 100, "correlation_id": "req-360-1"}
 
 
-def test_360_of_an_unknown_customer_is_404(module_api, customer_only):
-    customer_only.on("customer", "get_customer", RemoteError(
-        "NotFound", ["Customer nope does not exist.", {"customer_id": "nope"}]))
+def test_360_hides_what_a_failing_service_said(module_api, other_services):
+    other_services("broken")
+    customer = module_api.create_customer()
+    response = module_api.request("GET", f"/api/v1/customers/{customer['id']}/360",
+                                  role="customer_manager")
+    assert response.status_code == 200, response.json
+    view = response.json
+    assert view["messages"] == {"available": False, "reason": "service_error",
+                                "message": "The marketing service failed."}
+    assert "boom" not in response.get_data(as_text=True)
+    assert view["tickets"]["available"] is True
+    assert view["opportunities"]["reason"] == "service_unavailable"  # sales does not run here
+
+
+def test_360_of_an_unknown_customer_is_404(module_api, customer_calls):
+    module_api.role_token("admin")
+    before = customer_calls()
     response = module_api.request("GET", "/api/v1/customers/nope/360", role="admin")
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
+    assert response.json["error"]["details"] == {"customer_id": "nope"}
+    # profile, stage history and interactions were all asked (the last two may land later)
+    wait_until(lambda: customer_calls() == before + 3, timeout=5, message="three customer calls")

@@ -115,6 +115,15 @@ class Metrics(DependencyProvider):
 
     def _readiness(self):
         checks, ready = {}, True
+        # nameko starts this server beside the message consumers: not ready until every
+        # consumer is listening, or a caller could reach a service whose queue nobody reads yet
+        from nameko.messaging import QueueConsumer
+
+        for consumer in (e for e in self.container.extensions if isinstance(e, QueueConsumer)):
+            listening = consumer._consumers_ready  # nameko's own "consumers ready" event
+            if not listening.ready() or listening.has_exception():
+                checks["consumers"] = "starting"
+                ready = False
         for provider in self.container.dependencies:
             probe = getattr(provider, "is_ready", None)
             if probe is None:

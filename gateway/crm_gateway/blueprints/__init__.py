@@ -1,4 +1,5 @@
-"""One flask-smorest blueprint per resource group: auth, staff, customers, ops."""
+"""One flask-smorest blueprint per resource group: auth, staff, customers, ops, and the
+leasing groups of ``leasing.py`` (units, opportunities, leases, tasks)."""
 
 # flask-smorest registers one component response per HTTP status, with the api.md error body
 # (GatewayApi.ERROR_SCHEMA); routes refer to them by these names

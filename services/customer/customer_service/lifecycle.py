@@ -289,7 +289,11 @@ def list_alerts(session, filters, page=1, per_page=50):
 
 
 def acknowledge_alert(session, alert_id, actor):
-    alert = session.get(StagnationAlert, alert_id)
+    try:  # ids are opaque to callers: one that is not a number names no alert
+        key = int(str(alert_id))
+    except ValueError:
+        key = None
+    alert = session.get(StagnationAlert, key) if key is not None and 0 < key < 2**63 else None
     if alert is None:
         raise NotFound(f"alert {alert_id} does not exist", {"alert_id": alert_id})
     if alert.status != "open":

@@ -13,11 +13,13 @@ Rules (docs/sales.md):
   the old lease becomes ``renewed`` (``lease.renewed``). The deposit carries over (no new
   deposit bill).
 - Early termination on a date inside the term: bills for periods starting after that date are
-  voided, the bill of the period containing it is cut to the rent up to that date (never below
-  what was already paid); the unit becomes vacant (``lease.terminated``).
+  voided, the bill of the period containing it is cut to the rent up to that date; rent already
+  paid for days after it becomes the lease's ``credit``, returned with the deposit; the unit
+  becomes vacant (``lease.terminated``).
 - A lease past its end date is ended by the daily scan (``lease.ended``); the unit becomes vacant.
-- Deposit refund at move-out: the deposit paid, minus deductions, minus anything the tenant
-  still owes on the lease; it cannot go below zero (deductions larger than that are refused).
+- Deposit refund at move-out: the deposit paid, plus the rent credit, minus deductions, minus
+  anything the tenant still owes on the lease (those bills are settled from it); it cannot go
+  below zero (deductions larger than that are refused).
 """
 import uuid
 from datetime import date, timedelta
@@ -55,6 +57,7 @@ def to_dict(lease, bills=None, refund=None):
         "term_rent": money(billing.term_rent(lease.monthly_rent, lease.start_date,
                                              lease.end_date)),
         "renewed_from_id": lease.renewed_from_id, "renewed_to_id": lease.renewed_to_id,
+        "credit": money(lease.credit),
         "terminated_on": lease.terminated_on.isoformat() if lease.terminated_on else None,
         "termination_reason": lease.termination_reason,
         "signed_at": lease.signed_at.isoformat(), "created_at": lease.created_at.isoformat(),
@@ -269,15 +272,17 @@ def terminate(session, lease_id, data, actor):
 
     for bill in session.scalars(select(Bill).where(Bill.lease_id == lease.id, Bill.kind == "rent",
                                                    Bill.voided_at.is_(None))):
-        if bill.period_start > day:
-            if bill.paid > ZERO:
-                # paid ahead: keep the bill (the deposit refund settles it), cut its amount
-                payments.set_amount(session, bill, bill.paid)
-            else:
-                bill.voided_at = bill.updated_at = moment
-        elif bill.period_end > day:
-            prorated = billing.term_rent(lease.monthly_rent, bill.period_start, day)
-            payments.set_amount(session, bill, max(prorated, bill.paid))
+        if bill.period_end <= day:
+            continue
+        owed = (ZERO if bill.period_start > day
+                else billing.term_rent(lease.monthly_rent, bill.period_start, day))
+        if bill.paid > owed:  # paid for days after move-out: a credit, returned with the deposit
+            lease.credit += bill.paid - owed
+            bill.paid = owed
+        if owed == ZERO:
+            bill.voided_at = bill.updated_at = moment
+        else:
+            payments.set_amount(session, bill, owed)
     lease.status, lease.terminated_on = "terminated", day
     lease.termination_reason = data["reason"]
     lease.closed_at = lease.updated_at = moment
@@ -318,7 +323,8 @@ def end_due_leases(session, today=None):
 
 # -- deposit -------------------------------------------------------------------------------
 def refund_dict(refund):
-    return {"deposit_paid": money(refund.deposit_paid), "deducted": money(refund.deducted),
+    return {"deposit_paid": money(refund.deposit_paid), "credit": money(refund.credit),
+            "deducted": money(refund.deducted),
             "refunded": money(refund.refunded), "deductions": refund.deductions,
             "refunded_at": refund.refunded_at.isoformat()}
 
@@ -338,6 +344,7 @@ def refund_deposit(session, lease_id, data, actor):
         lease = get(session, lease.renewed_from_id)
     deposit_paid = sum(session.scalars(select(Bill.paid).where(
         Bill.lease_id.in_(chain), Bill.kind == "deposit")), ZERO)
+    credit = sum(session.scalars(select(Lease.credit).where(Lease.id.in_(chain))), ZERO)
     open_bills = session.scalars(select(Bill).where(
         Bill.lease_id.in_(chain), Bill.kind != "deposit", Bill.voided_at.is_(None),
         or_(Bill.status == "unpaid", Bill.status == "partially_paid"))).all()
@@ -347,21 +354,22 @@ def refund_deposit(session, lease_id, data, actor):
     if owed:
         deductions.append({"reason": "未付款项 unpaid bills", "amount": money(owed)})
     deducted = sum((Decimal(d["amount"]) for d in deductions), ZERO)
-    if deducted > deposit_paid:
+    if deducted > deposit_paid + credit:
         raise InvalidInput({"deductions": [
-            f"deductions and unpaid bills ({money(deducted)}) exceed the deposit paid "
-            f"({money(deposit_paid)})"]})
+            f"deductions and unpaid bills ({money(deducted)}) exceed the deposit paid and the "
+            f"rent credit ({money(deposit_paid + credit)})"]})
     from sales_service import payments
 
     payments.settle_from_deposit(session, open_bills, actor)
-    refund = DepositRefund(lease_id=chain[0], deposit_paid=deposit_paid, deductions=deductions,
-                           deducted=deducted, refunded=deposit_paid - deducted,
+    refund = DepositRefund(lease_id=chain[0], deposit_paid=deposit_paid, credit=credit,
+                           deductions=deductions, deducted=deducted,
+                           refunded=deposit_paid + credit - deducted,
                            refunded_at=now(), actor_id=actor_id(actor))
     session.add(refund)
     record_event(session, "deposit.refunded", {
         "lease_id": chain[0], "customer_id": lease.customer_id,
-        "deposit_paid": money(deposit_paid), "deducted": money(deducted),
-        "refunded": money(refund.refunded)})
+        "deposit_paid": money(deposit_paid), "credit": money(credit),
+        "deducted": money(deducted), "refunded": money(refund.refunded)})
     return refund
 
 

@@ -132,6 +132,8 @@ class Lease(Base):
     renewed_to_id: Mapped[str | None] = mapped_column(String(36))
     terminated_on: Mapped[date | None] = mapped_column(Date)
     termination_reason: Mapped[str | None] = mapped_column(Text)
+    # rent paid for days after an early termination: returned with the deposit
+    credit: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     signed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # ended/terminated/renewed
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -178,8 +180,10 @@ class Payment(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     paid_at: Mapped[datetime] = mapped_column(UtcDateTime)
     method: Mapped[str] = mapped_column(String(16))
-    # a retried POST with the same key pays once
+    # a retried POST with the same key pays once, and gets the first answer again
     idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    balance_after: Mapped[Decimal] = mapped_column(Money)
+    status_after: Mapped[str] = mapped_column(String(16))
     recorded_by: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -192,6 +196,7 @@ class DepositRefund(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), unique=True)
     deposit_paid: Mapped[Decimal] = mapped_column(Money)
+    credit: Mapped[Decimal] = mapped_column(Money)  # rent paid beyond an early move-out
     deductions: Mapped[list] = mapped_column(JsonDoc, default=list)  # [{reason, amount}]
     deducted: Mapped[Decimal] = mapped_column(Money)
     refunded: Mapped[Decimal] = mapped_column(Money)

@@ -158,8 +158,6 @@ def record_payment(session, data, idempotency_key, actor):
         earlier = session.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
         if earlier is not None:
             return _replayed(session, earlier, data)
-    if data["paid_at"] > now() + timedelta(minutes=5):
-        raise InvalidInput({"paid_at": ["cannot be in the future"]})
     bill = get(session, data["bill_id"], for_update=True)
     balance = bill.amount - bill.paid
     if data["amount"] > balance:
@@ -172,18 +170,19 @@ def record_payment(session, data, idempotency_key, actor):
     except IntegrityError:  # the same key, committed by a concurrent retry
         earlier = session.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
         return _replayed(session, earlier, data)
-    return _result(payment, bill)
+    return _result(payment)
 
 
 def _apply(session, bill, amount, paid_at, method, idempotency_key, actor):
-    payment = Payment(id=str(uuid.uuid4()), bill_id=bill.id, lease_id=bill.lease_id,
-                      customer_id=bill.customer_id, amount=amount, paid_at=paid_at,
-                      method=method, idempotency_key=idempotency_key,
-                      recorded_by=(actor or {}).get("id"), created_at=now())
-    session.add(payment)
     bill.paid += amount
     bill.status = _status_for(bill)
     bill.updated_at = now()
+    payment = Payment(id=str(uuid.uuid4()), bill_id=bill.id, lease_id=bill.lease_id,
+                      customer_id=bill.customer_id, amount=amount, paid_at=paid_at,
+                      method=method, idempotency_key=idempotency_key,
+                      recorded_by=(actor or {}).get("id"), created_at=now(),
+                      balance_after=bill.amount - bill.paid, status_after=shown_status(bill))
+    session.add(payment)
     session.flush()
     record_event(session, "payment.received", {
         "payment_id": payment.id, "bill_id": bill.id, "lease_id": bill.lease_id,
@@ -195,15 +194,16 @@ def _apply(session, bill, amount, paid_at, method, idempotency_key, actor):
 
 
 def _replayed(session, earlier, data):
+    """The first answer again, as it was (later payments on the bill do not change it)."""
     if earlier.bill_id != data["bill_id"] or earlier.amount != data["amount"]:
         raise Conflict("this Idempotency-Key was used for another payment",
                        {"payment_id": earlier.id})
-    return _result(earlier, session.get(Bill, earlier.bill_id))
+    return _result(earlier)
 
 
-def _result(payment, bill):
-    return {"payment_id": payment.id, "bill_id": bill.id, "amount": money(payment.amount),
-            "balance": money(bill.amount - bill.paid), "status": shown_status(bill)}
+def _result(payment):
+    return {"payment_id": payment.id, "bill_id": payment.bill_id, "amount": money(payment.amount),
+            "balance": money(payment.balance_after), "status": payment.status_after}
 
 
 def settle_from_deposit(session, bills, actor):

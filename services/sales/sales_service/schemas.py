@@ -4,9 +4,11 @@ A load error becomes ``InvalidInput`` (422 at the gateway) naming every bad fiel
 decimal string (or integer) with at most two places; floats are refused so no binary rounding
 can creep in.
 """
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (RAISE, Schema, ValidationError, fields, validate, validates,
+                         validates_schema)
 
 from crm_kit.errors import InvalidInput
 from sales_service import vocabulary as v
@@ -103,6 +105,12 @@ class PaymentSchema(StrictSchema):
     amount = MoneyField(required=True, validate=positive())
     paid_at = fields.AwareDateTime(required=True)
     method = fields.String(required=True, validate=validate.OneOf(v.PAYMENT_METHODS))
+
+    @validates("paid_at")
+    def _not_in_the_future(self, value, **_):
+        # a few minutes of clock skew between a till and the server are tolerated
+        if value > datetime.now(timezone.utc) + timedelta(minutes=5):
+            raise ValidationError("cannot be in the future")
 
 
 def load(schema, data, partial=False):

@@ -12,7 +12,7 @@ from crm_kit.errors import EXPECTED, InvalidInput, NotFound
 from crm_kit.inbox import on_event
 from crm_kit.rpc import ServiceRpc
 from crm_kit.service import CrmService
-from sales_service import leasing, opportunities, payments, tasks, units, viewings
+from sales_service import leasing, opportunities, payments, schemas, tasks, units, viewings
 from sales_service.reactions import customer_merged
 
 SCAN_SECONDS = float(config.env("CRM_SALES_SCAN_SECONDS", "3600"))
@@ -27,6 +27,23 @@ class SalesService(CrmService):
     name = "sales"
 
     customers = ServiceRpc("customer")
+
+    def _checked(self, schema, data):
+        """Validate ``data`` and look up its customer; one InvalidInput names every bad field
+        (the body's and ``customer_id``). Returns the customer record."""
+        problems = {}
+        try:
+            schemas.load(schema, data)
+        except InvalidInput as exc:
+            problems.update(exc.details)
+        if "customer_id" not in problems:
+            try:
+                customer = self._customer((data or {}).get("customer_id"))
+            except InvalidInput as exc:
+                problems.update(exc.details)
+        if problems:
+            raise InvalidInput(problems)
+        return customer
 
     def _customer(self, customer_id):
         """The customer record, or InvalidInput naming ``customer_id`` (changes nothing)."""
@@ -66,7 +83,7 @@ class SalesService(CrmService):
     # -- opportunities ---------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)
     def create_opportunity(self, data, actor=None):
-        customer = self._customer((data or {}).get("customer_id"))
+        customer = self._checked(schemas.opportunity_schema, data)
         with self.db.transaction() as session:
             return opportunities.to_dict(opportunities.create(session, data, actor, customer))
 
@@ -138,7 +155,7 @@ class SalesService(CrmService):
     # -- leases ----------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)
     def sign_lease(self, data, actor=None):
-        customer = self._customer((data or {}).get("customer_id"))
+        customer = self._checked(schemas.lease_schema, data)
         with self.db.transaction() as session:
             lease, bills = leasing.sign(session, data, actor, customer)
             return leasing.to_dict(lease, bills)

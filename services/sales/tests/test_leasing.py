@@ -217,3 +217,27 @@ def test_deposit_refund_deducts_and_settles_what_is_owed(session, unit):
     assert {b["status"] for b in everything["items"]} == {"paid"}
     with pytest.raises(Conflict):
         leasing.refund_deposit(session, lease.id, {"deductions": []}, ACTOR)
+
+
+def test_rent_paid_beyond_an_early_move_out_comes_back_with_the_deposit(session, unit):
+    start = (TODAY.replace(day=1) + timedelta(days=32)).replace(day=1)  # a month's first day
+    lease, bills = sign(session, unit, start_date=start.isoformat(),
+                        end_date=(start + timedelta(days=364)).isoformat(),
+                        payment_cycle="quarterly")
+    paid_at = datetime.now(timezone.utc).isoformat()
+    rent = sorted((b for b in bills if b.kind == "rent"), key=lambda b: b.due_date)
+    deposit = next(b for b in bills if b.kind == "deposit")
+    for bill, amount in ((deposit, "3500.00"), (rent[0], "10500.00"), (rent[1], "1000.00")):
+        payments.record_payment(session, {"bill_id": bill.id, "amount": amount,
+                                          "paid_at": paid_at, "method": "bank_transfer"},
+                                None, ACTOR)
+    day = start + timedelta(days=9)  # ten days lived in
+    leasing.terminate(session, lease.id, {"date": day.isoformat(), "reason": "moving"}, ACTOR)
+    owed = leasing.billing.term_rent(lease.monthly_rent, start, day)
+    assert lease.credit == Decimal("10500.00") - owed + Decimal("1000.00")
+    [kept] = [b for b in leasing.bills_of(session, lease.id) if b.kind == "rent"]
+    assert (kept.amount, kept.paid, kept.status) == (owed, owed, "paid")
+    refund = leasing.refund_deposit(session, lease.id, {"deductions": [
+        {"reason": "cleaning", "amount": "200.00"}]}, ACTOR)
+    assert refund.refunded == Decimal("3500.00") + lease.credit - Decimal("200.00")
+    assert leasing.refund_dict(refund)["credit"] == f"{lease.credit:.2f}"

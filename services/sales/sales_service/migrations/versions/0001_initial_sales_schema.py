@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 09:26:51.641372
+Create Date: 2026-11-24 09:44:34.551366
 """
 from alembic import op
 import sqlalchemy as sa
@@ -118,6 +118,7 @@ def upgrade():
     sa.Column('renewed_to_id', sa.String(length=36), nullable=True),
     sa.Column('terminated_on', sa.Date(), nullable=True),
     sa.Column('termination_reason', sa.Text(), nullable=True),
+    sa.Column('credit', crm_kit.types.Money(precision=14, scale=2), nullable=False),
     sa.Column('signed_at', crm_kit.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', crm_kit.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('created_at', crm_kit.types.UtcDateTime(timezone=True), nullable=False),
@@ -230,6 +231,7 @@ def upgrade():
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('lease_id', sa.String(length=36), nullable=False),
     sa.Column('deposit_paid', crm_kit.types.Money(precision=14, scale=2), nullable=False),
+    sa.Column('credit', crm_kit.types.Money(precision=14, scale=2), nullable=False),
     sa.Column('deductions', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('deducted', crm_kit.types.Money(precision=14, scale=2), nullable=False),
     sa.Column('refunded', crm_kit.types.Money(precision=14, scale=2), nullable=False),
@@ -248,6 +250,8 @@ def upgrade():
     sa.Column('paid_at', crm_kit.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('method', sa.String(length=16), nullable=False),
     sa.Column('idempotency_key', sa.String(length=100), nullable=True),
+    sa.Column('balance_after', crm_kit.types.Money(precision=14, scale=2), nullable=False),
+    sa.Column('status_after', sa.String(length=16), nullable=False),
     sa.Column('recorded_by', sa.String(length=36), nullable=True),
     sa.Column('created_at', crm_kit.types.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['bill_id'], ['bills.id'], ),

@@ -1,0 +1,96 @@
+"""Stand-ins of the services the 360 view reads that do not exist yet (service_desk,
+marketing, analytics): real nameko services on the real broker, answering the RPCs of
+``crm_gateway.customer_360`` the way the gateway expects them (gateway/README.md), each in a
+way the view must handle:
+
+- ``service_desk``: a ticket that repeats the customer's mobile and ID number (read from the
+  real customer service, as the service desk will keep them) and echoes what it was asked with;
+- ``marketing``: ``slow`` (answers after the gateway's RPC timeout) or ``broken`` (a bug);
+- ``analytics``: not scored yet (``NotFound``).
+
+The sales service exists: the tests run the real one. Delete a stand-in when its real service
+exists. Run: ``python other_services.py <amqp uri> slow|broken`` (the ``other_services``
+fixture does).
+"""
+import eventlet
+
+eventlet.monkey_patch()  # noqa: E402
+
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+from nameko.contextdata import ContextDataProvider  # noqa: E402
+from nameko.rpc import RpcProxy, rpc  # noqa: E402
+from nameko.runners import ServiceRunner  # noqa: E402
+
+from crm_kit.errors import NotFound  # noqa: E402
+
+#: longer than the gateway's RPC timeout in the tests (gateway_support.RPC_TIMEOUT)
+SLOW_SECONDS = 4.0
+MARKETING = sys.argv[2] if len(sys.argv) > 2 else "slow"
+
+
+class CorrelationId(ContextDataProvider):
+    context_key = "correlation_id"
+
+
+class ServiceDesk:
+    name = "service_desk"
+    customer = RpcProxy("customer")
+    correlation_id = CorrelationId()
+
+    @rpc
+    def ping(self):
+        return {"service": self.name, "status": "ok"}
+
+    @rpc
+    def list_tickets(self, filters, page, per_page):
+        customer = self.customer.get_customer(filters["customer_id"])
+        return {"items": [{"id": "t-1", "customer_id": customer["id"], "status": "open",
+                           "subject": "the tap is leaking",
+                           "contact": {"name": customer["name"], "mobile": customer["mobile"],
+                                       "id_number": customer["id_number"]},
+                           "asked": {"filters": filters, "page": page, "per_page": per_page,
+                                     "correlation_id": self.correlation_id}}],
+                "total": 1, "page": page, "per_page": per_page}
+
+
+class Marketing:
+    name = "marketing"
+
+    @rpc
+    def ping(self):
+        return {"service": self.name, "status": "ok"}
+
+    @rpc
+    def list_messages(self, filters, page, per_page):
+        if MARKETING == "slow":
+            eventlet.sleep(SLOW_SECONDS)
+            return {"items": [], "total": 0, "page": page, "per_page": per_page}
+        columns = {"customer_id": filters["customer_id"]}
+        return columns["boom_secret_column"]  # KeyError: a bug
+
+
+class Analytics:
+    name = "analytics"
+
+    @rpc
+    def ping(self):
+        return {"service": self.name, "status": "ok"}
+
+    @rpc(expected_exceptions=NotFound)
+    def get_scores(self, customer_id):
+        raise NotFound(f"customer {customer_id} is not scored yet", {"customer_id": customer_id})
+
+
+def main(amqp_uri):
+    runner = ServiceRunner({"AMQP_URI": amqp_uri, "serializer": "json"})
+    for service in (ServiceDesk, Marketing, Analytics):
+        runner.add_service(service)
+    signal.signal(signal.SIGTERM, lambda *_: runner.kill())
+    runner.start()
+    runner.wait()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
