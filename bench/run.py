@@ -43,6 +43,8 @@ from pathlib import Path
 import pika
 import requests
 
+from crm_kit.testing import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -81,18 +83,6 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout, what, interval=0.2):
-    """Poll until ``predicate()`` is truthy; RuntimeError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- RabbitMQ vhost
@@ -218,8 +208,8 @@ class Processes:
             self.check_alive()
             return consumer_count(ECHO_QUEUE) > 0 and consumer_count(PIKA_QUEUE) > 0
 
-        wait_for(gateway_ready, START_TIMEOUT, "the gateway's /readyz to answer 200")
-        wait_for(echoes_ready, 30, "the nameko and pika echo responders")
+        wait_until(gateway_ready, START_TIMEOUT, 0.2, "the gateway's /readyz to answer 200")
+        wait_until(echoes_ready, 30, 0.2, "the nameko and pika echo responders")
 
     def pids(self):
         """name -> pids of the processes whose CPU time is reported."""

@@ -14,16 +14,12 @@ from pathlib import Path
 import pika
 import pytest
 
-KIT_DIR = Path(__file__).resolve().parents[1]
-if str(KIT_DIR) not in sys.path:  # when crm_kit is not installed into the venv
-    sys.path.insert(0, str(KIT_DIR))
-
 from crm_kit.logging import reset_correlation_id, set_correlation_id  # noqa: E402
+from crm_kit.testing import BrokerLink, wait_until  # noqa: E402
 from crm_kit.rpc_client import (  # noqa: E402
     RemoteError, RpcClient, ServiceTimeout, ServiceUnavailable,
 )
 
-VHOST = "crm-test"
 
 SERVICE_SOURCE = '''
 import eventlet
@@ -71,26 +67,6 @@ class EchoService:
 '''
 
 
-def wait_until(predicate, timeout=15.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
-def ensure_vhost():
-    listed = subprocess.run(["rabbitmqctl", "list_vhosts", "-q"], capture_output=True, text=True,
-                            check=True).stdout.split()
-    if VHOST not in listed:
-        subprocess.run(["rabbitmqctl", "add_vhost", VHOST], check=True, capture_output=True)
-        subprocess.run(["rabbitmqctl", "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"],
-                       check=True, capture_output=True)
-
-
 class Broker:
     """Direct pika access for the test's own checks (queue state), separate from the client."""
 
@@ -130,7 +106,7 @@ class NamekoService:
         self.log = workdir / f"{name}.log"
 
     def start(self):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(self.workdir), str(KIT_DIR)]))
+        env = dict(os.environ, PYTHONPATH=str(self.workdir))
         nameko = Path(sys.executable).with_name("nameko")
         self.process = subprocess.Popen(
             [str(nameko), "run", "--config", "config.yaml", self.name],
@@ -150,21 +126,9 @@ class NamekoService:
         self.process = None
 
 
-@pytest.fixture(scope="session")
-def test_amqp_uri(request):
-    """The project's per-session vhost (crm_kit.pytest_plugin) when loaded, else ``crm-test``."""
-    if os.environ.get("CRM_TEST_AMQP_URI"):
-        return os.environ["CRM_TEST_AMQP_URI"]
-    try:
-        return request.getfixturevalue("amqp_uri")
-    except pytest.FixtureLookupError:
-        ensure_vhost()
-        return f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
-
-
 @pytest.fixture(scope="module")
-def broker(test_amqp_uri):
-    return Broker(test_amqp_uri)
+def broker(amqp_uri):
+    return Broker(amqp_uri)
 
 
 @pytest.fixture(scope="module")
@@ -362,11 +326,8 @@ def test_closed_client_refuses_calls(broker):
 
 
 def test_calls_fail_fast_while_the_broker_is_away_and_work_when_it_is_back(broker, echo):
-    testing = pytest.importorskip("crm_kit.testing")
-    if not hasattr(testing, "BrokerLink"):
-        pytest.skip("crm_kit.testing.BrokerLink is not available")
     parameters = pika.URLParameters(broker.uri)
-    link = testing.BrokerLink(parameters.host, parameters.port)
+    link = BrokerLink(parameters.host, parameters.port)
     rpc = RpcClient(link.uri(parameters.virtual_host), timeout=2.0, client_name="test")
     try:
         assert rpc.call(echo.name, "ping") == "pong"

@@ -11,6 +11,7 @@ from marshmallow import (RAISE, Schema, ValidationError, fields, validate, valid
                          validates_schema)
 
 from crm_kit.errors import InvalidInput
+from crm_kit.validation import load  # noqa: F401  (schemas.load is what the logic calls)
 from sales_service import vocabulary as v
 
 MAX_MONEY = Decimal("99999999.99")
@@ -111,16 +112,6 @@ class PaymentSchema(StrictSchema):
         # a few minutes of clock skew between a till and the server are tolerated
         if value > datetime.now(timezone.utc) + timedelta(minutes=5):
             raise ValidationError("cannot be in the future")
-
-
-def load(schema, data, partial=False):
-    """Validate ``data`` or raise InvalidInput naming each bad field."""
-    if not isinstance(data, dict):
-        raise InvalidInput({"_schema": ["must be an object"]})
-    try:
-        return schema.load(data, partial=partial)
-    except ValidationError as exc:
-        raise InvalidInput(exc.messages) from None
 
 
 lease_schema = LeaseSchema()
