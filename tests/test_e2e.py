@@ -74,7 +74,8 @@ def test_staff_work_with_customers_through_the_gateway(system):
     assert view.status_code == 200
     body = view.json()
     assert body["profile"]["id"] == customer_id
-    assert body["leases"]["available"] is False  # the sales service is not there yet
+    assert body["leases"] == {"available": True, "items": []}  # no lease yet
+    assert body["tickets"]["available"] is False  # the service desk is not built yet
 
     # a marketer sees the record masked
     assert admin.post("/staff", json={"username": "zhao.marketing", "password": "marketer-pass-1",
@@ -129,3 +130,46 @@ def test_missing_broker_gets_a_clear_message(tmp_path):
     assert done.returncode == 1
     assert "Cannot reach RabbitMQ" in done.stderr
     assert "rabbitmq-server" in done.stderr
+
+
+def test_leasing_through_the_gateway_moves_the_customer_and_shows_in_the_360(system):
+    from datetime import date, datetime, timedelta, timezone
+    from decimal import Decimal
+
+    admin = Client(system.url, *ADMIN)
+    customer = admin.post("/customers", json={"name": "陈租客", "mobile": "13500135000"}).json()
+    unit = admin.post("/units", json={"code": "JJ-0801", "building": "锦江公寓", "district": "锦江区",
+                                      "layout": "1b1b", "area_sqm": "40.00", "floor": 8,
+                                      "monthly_rent": "3200.00"})
+    assert unit.status_code == 201, unit.text
+    start = date.today() - timedelta(days=45)  # entered after the fact: some rent is overdue
+    lease = admin.post("/leases", json={
+        "customer_id": customer["id"], "unit_id": unit.json()["id"],
+        "start_date": start.isoformat(), "end_date": (start + timedelta(days=364)).isoformat(),
+        "monthly_rent": "3200.00", "deposit": "3200.00", "payment_cycle": "monthly"})
+    assert lease.status_code == 201, lease.text
+    body = lease.json()
+    rent = [b for b in body["bills"] if b["kind"] == "rent"]
+    assert sum(Decimal(b["amount"]) for b in rent) == Decimal(body["term_rent"])
+    overdue = admin.get("/bills", params={"status": "overdue", "customer_id": customer["id"]})
+    assert overdue.json()["total"] >= 2  # the deposit and the first rent, at once
+
+    bill = overdue.json()["items"][0]
+    key = {"Idempotency-Key": "e2e-payment-1"}
+    payment = {"bill_id": bill["id"], "amount": bill["balance"],
+               "paid_at": datetime.now(timezone.utc).isoformat(), "method": "wechat_pay"}
+    first = admin.post("/payments", json=payment, headers=key)
+    assert first.status_code == 201 and first.json()["status"] == "paid"
+    assert admin.post("/payments", json=payment, headers=key).json() == first.json()
+    over = admin.post("/payments", json={**payment, "bill_id": overdue.json()["items"][1]["id"],
+                                         "amount": "99999.00"})
+    assert over.status_code == 422 and "amount" in over.json()["error"]["details"]
+
+    points = int(Decimal(bill["balance"]) // 10)
+
+    def settled():
+        view = admin.get(f"/customers/{customer['id']}/360").json()
+        return (view["profile"]["stage"] == "first_time"
+                and view["profile"]["member"]["points"] == points and view)
+    view = wait_until(settled, timeout=15, message="lease.signed and payment.received applied")
+    assert view["leases"]["available"] and view["leases"]["items"][0]["id"] == body["id"]

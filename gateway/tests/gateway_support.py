@@ -32,6 +32,7 @@ def make_app(data_dir, amqp_uri, **overrides):
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "AMQP_URI": amqp_uri,
         "RPC_TIMEOUT": RPC_TIMEOUT,
+        "GATEWAY_READY_SERVICES": "customer",  # the one service these tests run
     }
     config.update(overrides)
     app = create_app(config)
