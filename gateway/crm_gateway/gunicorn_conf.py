@@ -26,6 +26,9 @@ keepalive = 5
 # the app is built in each worker, after the fork: the RPC client's I/O thread and the
 # database pool must not be shared across processes
 preload_app = False
+# gunicorn 23+ opens a control socket in the user's home by default; several gateways on one
+# host (make up beside the tests, or the bench) would fight over it, and we do not use it
+control_socket_disable = True
 
 # application logs: one JSON line per record with the request's correlation id
 crm_logging.configure("gateway")
