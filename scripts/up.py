@@ -25,6 +25,7 @@ from crm_kit import config  # noqa: E402
 SERVICES = [
     ("customer", "customer_service.service:CustomerService"),
     ("sales", "sales_service.service:SalesService"),
+    ("service_desk", "service_desk_service.service:ServiceDeskService"),
 ]
 STOP_TIMEOUT = 25.0
 

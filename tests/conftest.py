@@ -24,7 +24,9 @@ class System:
                     "CRM_GATEWAY_BIND": f"127.0.0.1:{self.port}",
                     "CRM_CUSTOMER_METRICS_PORT": str(self.customer_port),
                     "CRM_ADMIN_USERNAME": ADMIN[0], "CRM_ADMIN_PASSWORD": ADMIN[1],
-                    "CRM_RPC_TIMEOUT": "3"}
+                    "CRM_RPC_TIMEOUT": "3",
+                    # ready means every service of up.py answers, the service desk too
+                    "CRM_GATEWAY_READY_SERVICES": "customer,sales,service_desk"}
         self.process = None
 
     @property

@@ -37,6 +37,16 @@ PIPELINE_SETTINGS_READERS = SALES_MANAGERS | {EXECUTIVE}
 LEASE_READERS = SALES_WRITERS | {EXECUTIVE, SERVICE_AGENT}  # leases and bills
 FORECAST_READERS = frozenset({ADMIN, EXECUTIVE, SALES_SUPERVISOR, CUSTOMER_MANAGER})
 TASK_WRITERS = EVERYONE - {EXECUTIVE}  # executives change nothing, not even a to-do
+# the service desk (the service_desk service)
+TICKET_WRITERS = frozenset({ADMIN, SALES_SUPERVISOR, CUSTOMER_MANAGER, SERVICE_AGENT,
+                            TECHNICIAN})  # open, comment on, move tickets along
+TICKET_READERS = TICKET_WRITERS | {EXECUTIVE}
+TICKET_DISPATCHERS = frozenset({ADMIN, SALES_SUPERVISOR, SERVICE_AGENT})  # assign, reopen
+APPOINTMENT_BOOKERS = frozenset({ADMIN, SALES_SUPERVISOR, SERVICE_AGENT, TECHNICIAN})
+FEEDBACK_RECORDERS = frozenset({ADMIN, CUSTOMER_MANAGER, SERVICE_AGENT})
+KB_WRITERS = frozenset({ADMIN, SALES_SUPERVISOR, SERVICE_AGENT, TECHNICIAN})
+SERVICE_DESK_MANAGERS = frozenset({ADMIN, SALES_SUPERVISOR})  # agents registry, SLA policy
+SERVICE_DESK_SETTINGS_READERS = SERVICE_DESK_MANAGERS | {EXECUTIVE}
 
 API = "/api/v1"
 
@@ -127,6 +137,33 @@ ROUTES = {
     f"GET {API}/tasks": EVERYONE,
     f"POST {API}/tasks/<task_id>/done": TASK_WRITERS,
     f"POST {API}/tasks/<task_id>/urge": SALES_MANAGERS,
+    # tickets (工单): the service desk's staff, technicians, customer managers (their
+    # customers call them) and supervisors open, comment on and move tickets along;
+    # executives read. Assigning and reopening are a dispatcher's call (agents, supervisors);
+    # technicians book their visits; feedback is the customer's rating, recorded by the staff
+    # who talk to customers (agents on the return call, customer managers)
+    f"POST {API}/tickets": TICKET_WRITERS,
+    f"GET {API}/tickets": TICKET_READERS,
+    f"GET {API}/tickets/<ticket_id>": TICKET_READERS,
+    f"POST {API}/tickets/<ticket_id>/assign": TICKET_DISPATCHERS,
+    f"POST {API}/tickets/<ticket_id>/status": TICKET_WRITERS,
+    f"POST {API}/tickets/<ticket_id>/comments": TICKET_WRITERS,
+    f"POST {API}/tickets/<ticket_id>/appointment": APPOINTMENT_BOOKERS,
+    f"POST {API}/tickets/<ticket_id>/feedback": FEEDBACK_RECORDERS,
+    f"POST {API}/tickets/<ticket_id>/reopen": TICKET_DISPATCHERS,
+    # the knowledge base (知识库): every staff member reads and searches (answering a
+    # customer); the people who solve problems write articles, also from a solved ticket
+    f"POST {API}/kb/articles": KB_WRITERS,
+    f"GET {API}/kb/articles": EVERYONE,
+    f"GET {API}/kb/articles/<article_id>": EVERYONE,
+    f"GET {API}/kb/search": EVERYONE,
+    f"POST {API}/tickets/<ticket_id>/to-article": KB_WRITERS,
+    # the service desk's settings: the assignment registry and the SLA policy are set by
+    # supervisors and admins, read by executives too
+    f"GET {API}/service-desk/agents": SERVICE_DESK_SETTINGS_READERS,
+    f"PUT {API}/service-desk/agents/<staff_id>": SERVICE_DESK_MANAGERS,
+    f"GET {API}/service-desk/sla-policy": SERVICE_DESK_SETTINGS_READERS,
+    f"PUT {API}/service-desk/sla-policy": SERVICE_DESK_MANAGERS,
 }
 
 

@@ -1,5 +1,6 @@
-"""One flask-smorest blueprint per resource group: auth, staff, customers, ops, and the
-leasing groups of ``leasing.py`` (units, opportunities, leases, tasks)."""
+"""One flask-smorest blueprint per resource group: auth, staff, customers, ops, the
+leasing groups of ``leasing.py`` (units, opportunities, leases, tasks) and the service-desk
+groups of ``service_desk.py`` (tickets, knowledge base, service desk settings)."""
 
 # flask-smorest registers one component response per HTTP status, with the api.md error body
 # (GatewayApi.ERROR_SCHEMA); routes refer to them by these names
