@@ -46,7 +46,8 @@ from crm_kit.testing import ServiceProcess, wait_until  # noqa: E402
 from crm_gateway import rpc  # noqa: E402
 
 SALES_SPEC = "sales_service.service:SalesService"
-STAND_INS = ("service_desk", "marketing", "analytics")  # services that do not exist yet
+SERVICE_DESK_SPEC = "service_desk_service.service:ServiceDeskService"
+STAND_INS = ("marketing", "analytics")  # services that do not exist yet
 
 
 def _start_customer_service(amqp_uri, data_dir, database_url=None):
@@ -213,6 +214,22 @@ def sales_service(broker_uri, customer_service, tmp_path):
     finally:
         service.kill()
         _support.delete_queues(broker_uri, "rpc-sales")
+
+
+@pytest.fixture
+def service_desk_service(broker_uri, customer_service, sales_service, tmp_path):
+    """The real service desk on the gateway tests' vhost for one test; its RPC queue is deleted
+    afterwards, as for sales."""
+    service = ServiceProcess(SERVICE_DESK_SPEC, broker_uri,
+                             f"sqlite:///{tmp_path / 'service_desk.db'}", tmp_path / "desk",
+                             name="service_desk")
+    try:
+        service.start()
+        _wait_for_rpc(broker_uri, service)
+        yield service
+    finally:
+        service.kill()
+        _support.delete_queues(broker_uri, "rpc-service_desk")
 
 
 @pytest.fixture

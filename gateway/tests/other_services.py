@@ -1,15 +1,15 @@
-"""Stand-ins of the services the 360 view reads that do not exist yet (service_desk,
-marketing, analytics): real nameko services on the real broker, answering the RPCs of
+"""Stand-ins of the services the 360 view reads that do not exist yet (marketing,
+analytics): real nameko services on the real broker, answering the RPCs of
 ``crm_gateway.customer_360`` the way the gateway expects them (gateway/README.md), each in a
 way the view must handle:
 
-- ``service_desk``: a ticket that repeats the customer's mobile and ID number (read from the
-  real customer service, as the service desk will keep them) and echoes what it was asked with;
 - ``marketing``: ``slow`` (answers after the gateway's RPC timeout) or ``broken`` (a bug);
-- ``analytics``: not scored yet (``NotFound``).
+- ``analytics``: scores that repeat the customer's mobile and ID number (read from the real
+  customer service) and echo what they were asked with — the view must mask whatever a
+  section carries.
 
-The sales service exists: the tests run the real one. Delete a stand-in when its real service
-exists. Run: ``python other_services.py <amqp uri> slow|broken`` (the ``other_services``
+The sales and service-desk services exist: the tests run the real ones. Delete a stand-in when
+its real service exists. Run: ``python other_services.py <amqp uri> slow|broken`` (the ``other_services``
 fixture does).
 """
 import eventlet
@@ -23,7 +23,6 @@ from nameko.contextdata import ContextDataProvider  # noqa: E402
 from nameko.rpc import RpcProxy, rpc  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from crm_kit.errors import NotFound  # noqa: E402
 
 #: longer than the gateway's RPC timeout in the tests (gateway_support.RPC_TIMEOUT)
 SLOW_SECONDS = 4.0
@@ -32,27 +31,6 @@ MARKETING = sys.argv[2] if len(sys.argv) > 2 else "slow"
 
 class CorrelationId(ContextDataProvider):
     context_key = "correlation_id"
-
-
-class ServiceDesk:
-    name = "service_desk"
-    customer = RpcProxy("customer")
-    correlation_id = CorrelationId()
-
-    @rpc
-    def ping(self):
-        return {"service": self.name, "status": "ok"}
-
-    @rpc
-    def list_tickets(self, filters, page, per_page):
-        customer = self.customer.get_customer(filters["customer_id"])
-        return {"items": [{"id": "t-1", "customer_id": customer["id"], "status": "open",
-                           "subject": "the tap is leaking",
-                           "contact": {"name": customer["name"], "mobile": customer["mobile"],
-                                       "id_number": customer["id_number"]},
-                           "asked": {"filters": filters, "page": page, "per_page": per_page,
-                                     "correlation_id": self.correlation_id}}],
-                "total": 1, "page": page, "per_page": per_page}
 
 
 class Marketing:
@@ -73,19 +51,25 @@ class Marketing:
 
 class Analytics:
     name = "analytics"
+    customer = RpcProxy("customer")
+    correlation_id = CorrelationId()
 
     @rpc
     def ping(self):
         return {"service": self.name, "status": "ok"}
 
-    @rpc(expected_exceptions=NotFound)
+    @rpc
     def get_scores(self, customer_id):
-        raise NotFound(f"customer {customer_id} is not scored yet", {"customer_id": customer_id})
+        customer = self.customer.get_customer(customer_id)
+        return {"customer_id": customer["id"], "value_tier": "important",
+                "contact": {"name": customer["name"], "mobile": customer["mobile"],
+                            "id_number": customer["id_number"]},
+                "asked": {"customer_id": customer_id, "correlation_id": self.correlation_id}}
 
 
 def main(amqp_uri):
     runner = ServiceRunner({"AMQP_URI": amqp_uri, "serializer": "json"})
-    for service in (ServiceDesk, Marketing, Analytics):
+    for service in (Marketing, Analytics):
         runner.add_service(service)
     signal.signal(signal.SIGTERM, lambda *_: runner.kill())
     runner.start()
