@@ -8,8 +8,9 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from crm_kit import config
-from crm_kit.errors import EXPECTED, InvalidInput, NotFound
+from crm_kit.errors import EXPECTED, InvalidInput
 from crm_kit.inbox import on_event
+from crm_kit.references import live_customer
 from crm_kit.rpc import ServiceRpc
 from crm_kit.service import CrmService
 from sales_service import leasing, opportunities, payments, schemas, tasks, units, viewings
@@ -38,25 +39,11 @@ class SalesService(CrmService):
             problems.update(exc.details)
         if "customer_id" not in problems:
             try:
-                customer = self._customer((data or {}).get("customer_id"))
+                customer = live_customer(self.customers, (data or {}).get("customer_id"))
             except InvalidInput as exc:
                 problems.update(exc.details)
         if problems:
             raise InvalidInput(problems)
-        return customer
-
-    def _customer(self, customer_id):
-        """The customer record, or InvalidInput naming ``customer_id`` (changes nothing)."""
-        if not isinstance(customer_id, str) or not customer_id:
-            raise InvalidInput({"customer_id": ["is required"]})
-        try:
-            customer = self.customers.call("get_customer", customer_id)
-        except NotFound:
-            raise InvalidInput({"customer_id": ["no such customer"]}) from None
-        if customer.get("merged_into"):
-            raise InvalidInput({"customer_id": [f"was merged into {customer['merged_into']}"]})
-        if customer.get("erased"):
-            raise InvalidInput({"customer_id": ["was erased"]})
         return customer
 
     # -- units -----------------------------------------------------------------------------
