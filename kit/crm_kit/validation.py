@@ -1,5 +1,5 @@
 """Loading a request's data through a marshmallow schema, the same way in every service."""
-from marshmallow import ValidationError
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from crm_kit.errors import InvalidInput
 
@@ -12,3 +12,38 @@ def load(schema, data, partial=False):
         return schema.load(data, partial=partial)
     except ValidationError as exc:
         raise InvalidInput(exc.messages) from None
+
+
+class StrictSchema(Schema):
+    """A payload schema that refuses unknown fields (by name, in the same 422)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def text_field(max_length, **kwargs):
+    """Text of 1..max_length characters, not only blanks."""
+    return fields.String(validate=validate.And(
+        validate.Length(1, max_length),
+        validate.Regexp(r"\S", error="must not be blank")), **kwargs)
+
+
+def id_field(**kwargs):
+    """An opaque id (a uuid, or another service's id)."""
+    return fields.String(validate=validate.Length(1, 36), **kwargs)
+
+
+def load_filters(schema, filters):
+    """Validate a list's filters; absent, null and empty values are dropped first (an empty
+    list stays: ``owner_ids=[]`` matches nothing)."""
+    if filters is None:
+        return {}
+    if not isinstance(filters, dict):
+        raise InvalidInput({"filters": ["must be an object"]})
+    return load(schema, {key: value for key, value in filters.items()
+                         if value is not None and value != ""})
+
+
+def page(page_number, per_page, default=50, most=200):
+    """``(page, per_page)`` of a list call, clamped to 1.. and 1..``most``."""
+    return max(int(page_number or 1), 1), min(max(int(per_page or default), 1), most)

@@ -1,18 +1,43 @@
-"""Shapes shared by every resource: pagination, list pages, ids."""
-import re
-
+"""Shapes shared by every resource: pagination, list pages, ids, and the field helpers of
+the input schemas (which describe fields for the OpenAPI document and check JSON types only:
+each service is the authority on values, see ``schemas/customers.py``)."""
 import marshmallow as ma
 from marshmallow import fields, validate
 
 MAX_PER_PAGE = 200
+#: api.md's interaction and campaign channels
+CHANNELS = ("phone", "wechat", "weibo", "web", "email", "sms", "in_app", "face_to_face")
 
-# mainland China mobile: 11 digits starting with 1
-MOBILE_PATTERN = re.compile(r"^1\d{10}$")
-MOBILE = validate.Regexp(MOBILE_PATTERN, error="must be a mainland China mobile number: "
-                                               "11 digits starting with 1")
-# mainland resident ID: 17 digits and a digit or X (the check digit is verified by the service)
-ID_NUMBER = validate.Regexp(r"^\d{17}[\dXx]$",
-                            error="must be an 18-character resident ID number")
+
+def one_of_text(values):
+    return "one of: " + ", ".join(values)
+
+
+def _metadata(description, **extra):
+    return {**extra, **({"description": description} if description else {})}
+
+
+def text_field(description=None, **kwargs):
+    return fields.String(allow_none=True, metadata=_metadata(description), **kwargs)
+
+
+def date_field(description=None, **kwargs):
+    return fields.String(allow_none=True, metadata=_metadata(description, format="date"),
+                         **kwargs)
+
+
+def instant_field(description=None, **kwargs):
+    return fields.String(allow_none=True, metadata=_metadata(description, format="date-time"),
+                         **kwargs)
+
+
+def int_field(description=None, **kwargs):
+    return fields.Integer(strict=True, allow_none=True, metadata=_metadata(description),
+                          **kwargs)
+
+
+def strings_field(description=None):
+    return fields.List(fields.String(), allow_none=True, metadata=_metadata(description))
 
 
 class DictSchema(ma.Schema):
@@ -22,6 +47,22 @@ class DictSchema(ma.Schema):
         if isinstance(obj, dict):
             return obj.get(attr, default)
         return super().get_attribute(obj, attr, default)
+
+
+class Body(DictSchema):
+    """A request body passed on whole: JSON types here, values and unknown fields named by the
+    service in one 422."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+class Value(DictSchema):
+    """A body whose values the RPC takes alone (not the body): unknown fields could not reach
+    the service, so they are refused here."""
+
+    class Meta:
+        unknown = ma.RAISE
 
 
 class PageQuery(ma.Schema):

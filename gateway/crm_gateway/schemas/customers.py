@@ -11,11 +11,10 @@ from flask import has_request_context
 from marshmallow import fields, post_dump, validate, validates
 
 from crm_gateway.permissions import mask_customer
-from crm_gateway.schemas.common import DictSchema, Id, PageQuery, page_of
+from crm_gateway.schemas.common import CHANNELS, DictSchema, Id, PageQuery, page_of
 
 STAGES = ("potential", "intent", "first_time", "repeat", "churn_warning", "churned")
 VALUE_TIERS = ("key", "important", "ordinary", "small")
-CHANNELS = ("phone", "wechat", "weibo", "web", "email", "sms", "in_app", "face_to_face")
 KINDS = ("person", "company")
 CHURN_DECISIONS = ("keep_trying", "confirm_churn")
 ALERT_STATUSES = ("open", "acknowledged", "resolved")

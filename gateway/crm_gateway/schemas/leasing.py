@@ -16,7 +16,9 @@ nothing with is a 422 naming the parameter); amounts (``max_rent``) by the servi
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from crm_gateway.schemas.common import DictSchema, Id, PageQuery, page_of
+from crm_gateway.schemas.common import (Body, DictSchema, Id, PageQuery, Value, date_field,
+                                         instant_field, int_field, one_of_text, page_of,
+                                         text_field)
 
 UNIT_STATUSES = ("vacant", "reserved", "leased", "maintenance")
 OPPORTUNITY_STAGES = ("new", "contacted", "viewing_booked", "viewed", "negotiating", "won", "lost")
@@ -37,10 +39,6 @@ TASK_STATUSES = ("open", "done")
 TASK_KINDS = ("task", "reminder", "appointment", "collection", "renewal", "stagnation")
 
 
-def _one_of(values):
-    return "one of: " + ", ".join(values)
-
-
 class Money(fields.String):
     """An amount in CNY as a decimal string with at most two places, e.g. ``"3500.00"``."""
 
@@ -54,63 +52,23 @@ class Money(fields.String):
         super().__init__(metadata=metadata, **kwargs)
 
 
-def _text(description=None, **kwargs):
-    return fields.String(allow_none=True, metadata={"description": description} if description
-                         else {}, **kwargs)
-
-
-def _date(description=None, **kwargs):
-    metadata = {"format": "date"}
-    if description:
-        metadata["description"] = description
-    return fields.String(allow_none=True, metadata=metadata, **kwargs)
-
-
-def _instant(description=None, **kwargs):
-    metadata = {"format": "date-time"}
-    if description:
-        metadata["description"] = description
-    return fields.String(allow_none=True, metadata=metadata, **kwargs)
-
-
-def _int(description=None, **kwargs):
-    return fields.Integer(strict=True, allow_none=True,
-                          metadata={"description": description} if description else {},
-                          **kwargs)
-
-
-class _Body(DictSchema):
-    """A request body: JSON types here, values and unknown fields by the sales service."""
-
-    class Meta:
-        unknown = ma.INCLUDE
-
-
-class _Value(DictSchema):
-    """A body whose one value the RPC takes alone (not the body): unknown fields could not
-    reach the service, so they are refused here."""
-
-    class Meta:
-        unknown = ma.RAISE
-
-
 # ---------------------------------------------------------------- input: units
 
-class UnitChangesSchema(_Body):
+class UnitChangesSchema(Body):
     """The facts of a unit; all optional here (PATCH). ``status``: staff may switch
     ``vacant`` ↔ ``maintenance`` only (409 otherwise); reserved/leased follow leases."""
 
-    code = _text("required on create; 1-32 characters without spaces; unique")
-    building = _text("required on create; up to 100 characters")
-    district = _text("required on create; up to 64 characters")
-    layout = _text("required on create; e.g. 1室1厅; up to 32 characters")
+    code = text_field("required on create; 1-32 characters without spaces; unique")
+    building = text_field("required on create; up to 100 characters")
+    district = text_field("required on create; up to 64 characters")
+    layout = text_field("required on create; e.g. 1室1厅; up to 32 characters")
     area_sqm = Money("required on create; square metres as a decimal string, e.g. \"45.50\"",
                      allow_none=True)
-    floor = _int("required on create; -5 to 200")
+    floor = int_field("required on create; -5 to 200")
     monthly_rent = Money("required on create; more than 0.00", allow_none=True)
     amenities = fields.List(fields.String(), allow_none=True,
                             metadata={"description": "up to 50, 1-64 characters each"})
-    status = _text("vacant (default) or maintenance")
+    status = text_field("vacant (default) or maintenance")
 
 
 class UnitCreateSchema(UnitChangesSchema):
@@ -127,17 +85,17 @@ class UnitQuerySchema(PageQuery):
 
 # ---------------------------------------------------------------- input: opportunities
 
-class OpportunityCreateSchema(_Body):
-    customer_id = _text("required; an existing customer (422 otherwise)")
-    source = _text("required; " + _one_of(OPPORTUNITY_SOURCES))
-    campaign_id = _text()
+class OpportunityCreateSchema(Body):
+    customer_id = text_field("required; an existing customer (422 otherwise)")
+    source = text_field("required; " + one_of_text(OPPORTUNITY_SOURCES))
+    campaign_id = text_field()
     budget = Money("monthly budget; more than 0.00", allow_none=True)
-    district = _text("up to 64 characters")
-    layout = _text("up to 32 characters")
-    move_in_date = _date()
+    district = text_field("up to 64 characters")
+    layout = text_field("up to 32 characters")
+    move_in_date = date_field()
     expected_value = Money("the lease's value hoped for; default 12 × budget", allow_none=True)
-    expected_close = _date()
-    owner_id = _text("an active staff member; default: the caller when a customer manager, "
+    expected_close = date_field()
+    owner_id = text_field("an active staff member; default: the caller when a customer manager, "
                      "else the customer's owner")
 
 
@@ -149,24 +107,24 @@ class OpportunityQuerySchema(PageQuery):
     stagnant = fields.Boolean(metadata={"description": "past its stage's time limit"})
 
 
-class OpportunityStageInSchema(_Body):
-    stage = _text("required; " + _one_of(OPPORTUNITY_STAGES) + "; won and lost are final")
-    reason = _text("required unless the stage is lost")
-    loss_reason = _text("required for lost; " + _one_of(LOSS_REASONS))
-    loss_note = _text("for lost; up to 2000 characters")
+class OpportunityStageInSchema(Body):
+    stage = text_field("required; " + one_of_text(OPPORTUNITY_STAGES) + "; won and lost are final")
+    reason = text_field("required unless the stage is lost")
+    loss_reason = text_field("required for lost; " + one_of_text(LOSS_REASONS))
+    loss_note = text_field("for lost; up to 2000 characters")
 
 
-class AssignInSchema(_Value):
-    owner_id = _text("required; an active staff member")
+class AssignInSchema(Value):
+    owner_id = text_field("required; an active staff member")
 
 
-class PlanStepInSchema(_Body):
-    title = _text("required; up to 200 characters")
-    due_date = _date("required")
+class PlanStepInSchema(Body):
+    title = text_field("required; up to 200 characters")
+    due_date = date_field("required")
 
 
-class PlanStepDoneInSchema(_Value):
-    result = _text("required; what the step achieved, up to 2000 characters")
+class PlanStepDoneInSchema(Value):
+    result = text_field("required; what the step achieved, up to 2000 characters")
 
 
 class ForecastQuerySchema(ma.Schema):
@@ -174,30 +132,30 @@ class ForecastQuerySchema(ma.Schema):
     kind = fields.String(validate=validate.OneOf(OPPORTUNITY_KINDS))
 
 
-class OpportunityStageLimitsSchema(_Body):
+class OpportunityStageLimitsSchema(Body):
     """Days an opportunity may stay in each open stage before it is flagged stagnant (its owner
     gets a task); ``0`` or ``null``: no limit. A stage left out keeps its limit."""
 
-    new = _int("0-3650")
-    contacted = _int("0-3650")
-    viewing_booked = _int("0-3650")
-    viewed = _int("0-3650")
-    negotiating = _int("0-3650")
+    new = int_field("0-3650")
+    contacted = int_field("0-3650")
+    viewing_booked = int_field("0-3650")
+    viewed = int_field("0-3650")
+    negotiating = int_field("0-3650")
 
 
 # ---------------------------------------------------------------- input: viewings
 
-class ViewingCreateSchema(_Body):
-    opportunity_id = _text("required; an open opportunity")
-    unit_id = _text("required; a unit not under maintenance")
-    scheduled_at = _instant("required; from 30 days ago to a year ahead")
-    staff_id = _text("an active staff member; default: the caller")
-    duration_minutes = _int("15-240, default 60")
+class ViewingCreateSchema(Body):
+    opportunity_id = text_field("required; an open opportunity")
+    unit_id = text_field("required; a unit not under maintenance")
+    scheduled_at = instant_field("required; from 30 days ago to a year ahead")
+    staff_id = text_field("an active staff member; default: the caller")
+    duration_minutes = int_field("15-240, default 60")
 
 
-class ViewingOutcomeInSchema(_Body):
-    result = _text("required; " + _one_of(VIEWING_RESULTS))
-    outcome = _text("what happened, up to 4000 characters")
+class ViewingOutcomeInSchema(Body):
+    result = text_field("required; " + one_of_text(VIEWING_RESULTS))
+    outcome = text_field("what happened, up to 4000 characters")
 
 
 class ViewingQuerySchema(PageQuery):
@@ -216,16 +174,16 @@ class ViewingQuerySchema(PageQuery):
 
 # ---------------------------------------------------------------- input: leases, bills, payments
 
-class LeaseCreateSchema(_Body):
-    customer_id = _text("required; an existing customer (422 otherwise)")
-    unit_id = _text("required; free for the whole term (409 otherwise)")
-    start_date = _date("required; may lie in the past (a lease entered after the fact)")
-    end_date = _date("required; the last day of occupancy; at most ten years after the start")
+class LeaseCreateSchema(Body):
+    customer_id = text_field("required; an existing customer (422 otherwise)")
+    unit_id = text_field("required; free for the whole term (409 otherwise)")
+    start_date = date_field("required; may lie in the past (a lease entered after the fact)")
+    end_date = date_field("required; the last day of occupancy; at most ten years after the start")
     monthly_rent = Money("required; more than 0.00", allow_none=True)
     deposit = Money("required; 0.00 for none", allow_none=True)
-    payment_cycle = _text("required; " + _one_of(PAYMENT_CYCLES))
-    opportunity_id = _text("the customer's open opportunity this lease wins")
-    owner_id = _text("an active staff member; default: the opportunity's or the customer's "
+    payment_cycle = text_field("required; " + one_of_text(PAYMENT_CYCLES))
+    opportunity_id = text_field("the customer's open opportunity this lease wins")
+    owner_id = text_field("an active staff member; default: the opportunity's or the customer's "
                      "owner, else the caller")
 
 
@@ -236,30 +194,30 @@ class LeaseQuerySchema(PageQuery):
     owner_id = fields.String()
 
 
-class RenewalInSchema(_Body):
-    end_date = _date("required; the new lease runs from the day after the old end to this day")
+class RenewalInSchema(Body):
+    end_date = date_field("required; the new lease runs from the day after the old end to this day")
     monthly_rent = Money("required; more than 0.00", allow_none=True)
-    payment_cycle = _text("default: the old lease's; " + _one_of(PAYMENT_CYCLES))
+    payment_cycle = text_field("default: the old lease's; " + one_of_text(PAYMENT_CYCLES))
 
 
-class TerminationInSchema(_Body):
-    date = _date("required; the move-out day, inside the term")
-    reason = _text("required; up to 1000 characters")
+class TerminationInSchema(Body):
+    date = date_field("required; the move-out day, inside the term")
+    reason = text_field("required; up to 1000 characters")
 
 
-class ChargeInSchema(_Body):
-    kind = _text("required; " + _one_of(EXTRA_BILL_KINDS))
+class ChargeInSchema(Body):
+    kind = text_field("required; " + one_of_text(EXTRA_BILL_KINDS))
     amount = Money("required; more than 0.00", allow_none=True)
-    due_date = _date("required")
-    description = _text("required; up to 200 characters")
+    due_date = date_field("required")
+    description = text_field("required; up to 200 characters")
 
 
-class DeductionInSchema(_Body):
-    reason = _text("required; up to 200 characters")
+class DeductionInSchema(Body):
+    reason = text_field("required; up to 200 characters")
     amount = Money("required; more than 0.00", allow_none=True)
 
 
-class DepositRefundInSchema(_Body):
+class DepositRefundInSchema(Body):
     deductions = fields.List(fields.Nested(DeductionInSchema), allow_none=True,
                              metadata={"description": "damage, cleaning …; up to 50. Unpaid "
                                                       "bills are deducted too, by the service"})
@@ -280,12 +238,12 @@ class LeaseBillQuerySchema(PageQuery):
     kind = fields.String(validate=validate.OneOf(BILL_KINDS))
 
 
-class PaymentInSchema(_Body):
-    bill_id = _text("required")
+class PaymentInSchema(Body):
+    bill_id = text_field("required")
     amount = Money("required; more than 0.00 and at most the bill's balance (422 otherwise)",
                    allow_none=True)
-    paid_at = _instant("required; not in the future")
-    method = _text("required; " + _one_of(PAYMENT_METHODS))
+    paid_at = instant_field("required; not in the future")
+    method = text_field("required; " + one_of_text(PAYMENT_METHODS))
 
 
 class IdempotencyHeaderSchema(ma.Schema):
@@ -297,14 +255,14 @@ class IdempotencyHeaderSchema(ma.Schema):
 
 # ---------------------------------------------------------------- input: tasks
 
-class TaskCreateSchema(_Body):
-    owner_id = _text("an active staff member; default: the caller")
-    title = _text("required; up to 200 characters")
-    due_at = _instant("required")
-    remind_at = _instant("not after due_at")
-    customer_id = _text()
-    opportunity_id = _text("an existing opportunity; the task takes its customer")
-    kind = _text("default task; " + _one_of(TASK_KINDS))
+class TaskCreateSchema(Body):
+    owner_id = text_field("an active staff member; default: the caller")
+    title = text_field("required; up to 200 characters")
+    due_at = instant_field("required")
+    remind_at = instant_field("not after due_at")
+    customer_id = text_field()
+    opportunity_id = text_field("an existing opportunity; the task takes its customer")
+    kind = text_field("default task; " + one_of_text(TASK_KINDS))
 
 
 class TaskQuerySchema(PageQuery):
@@ -319,8 +277,8 @@ class TaskQuerySchema(PageQuery):
     bill_id = fields.String()
 
 
-class TaskDoneInSchema(_Value):
-    result = _text("what was done, up to 2000 characters")
+class TaskDoneInSchema(Value):
+    result = text_field("what was done, up to 2000 characters")
 
 
 # ---------------------------------------------------------------- output
@@ -336,8 +294,8 @@ class UnitSchema(DictSchema):
     monthly_rent = Money()
     amenities = fields.List(fields.String())
     status = fields.String(metadata={"enum": list(UNIT_STATUSES)})
-    created_at = _instant()
-    updated_at = _instant()
+    created_at = instant_field()
+    updated_at = instant_field()
 
 
 UnitPageSchema = page_of(UnitSchema, "UnitPage")
@@ -346,9 +304,9 @@ UnitPageSchema = page_of(UnitSchema, "UnitPage")
 class PlanStepSchema(DictSchema):
     id = Id()
     title = fields.String()
-    due_date = _date()
+    due_date = date_field()
     done = fields.Boolean()
-    done_at = _instant()
+    done_at = instant_field()
     done_by = fields.String(allow_none=True)
     result = fields.String(allow_none=True)
 
@@ -361,7 +319,7 @@ class OpportunityHistorySchema(DictSchema):
                                                      "assigned …"})
     actor_id = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
-    occurred_at = _instant()
+    occurred_at = instant_field()
 
 
 class OpportunitySchema(DictSchema):
@@ -373,24 +331,24 @@ class OpportunitySchema(DictSchema):
     budget = Money(allow_none=True)
     district = fields.String(allow_none=True)
     layout = fields.String(allow_none=True)
-    move_in_date = _date()
+    move_in_date = date_field()
     expected_value = Money(allow_none=True)
     probability = fields.String(metadata={"description": "of winning, by stage: \"0.40\""})
-    expected_close = _date()
+    expected_close = date_field()
     owner_id = fields.String(allow_none=True)
     stage = fields.String(metadata={"enum": list(OPPORTUNITY_STAGES)})
-    stage_entered_at = _instant()
+    stage_entered_at = instant_field()
     loss_reason = fields.String(allow_none=True)
     loss_note = fields.String(allow_none=True)
     lease_id = fields.String(allow_none=True)
     renewal_of_lease_id = fields.String(allow_none=True)
     stagnant = fields.Boolean()
-    stagnant_since = _instant()
+    stagnant_since = instant_field()
     plan_steps = fields.List(fields.Nested(PlanStepSchema))
     history = fields.List(fields.Nested(OpportunityHistorySchema),
                           metadata={"description": "GET /opportunities/{id} only"})
-    created_at = _instant()
-    updated_at = _instant()
+    created_at = instant_field()
+    updated_at = instant_field()
 
 
 OpportunityPageSchema = page_of(OpportunitySchema, "OpportunityPage")
@@ -423,14 +381,14 @@ class ViewingSchema(DictSchema):
     customer_id = fields.String()
     unit_id = fields.String()
     staff_id = fields.String()
-    scheduled_at = _instant()
-    ends_at = _instant()
+    scheduled_at = instant_field()
+    ends_at = instant_field()
     duration_minutes = fields.Integer()
     status = fields.String(metadata={"enum": list(VIEWING_STATUSES)})
     result = fields.String(allow_none=True, metadata={"enum": list(VIEWING_RESULTS)})
     outcome = fields.String(allow_none=True)
-    created_at = _instant()
-    completed_at = _instant()
+    created_at = instant_field()
+    completed_at = instant_field()
 
 
 ViewingPageSchema = page_of(ViewingSchema, "ViewingPage")
@@ -440,8 +398,8 @@ class PaymentSchema(DictSchema):
     id = Id()
     bill_id = fields.String()
     amount = Money()
-    paid_at = _instant()
-    method = fields.String(metadata={"description": _one_of(PAYMENT_METHODS) +
+    paid_at = instant_field()
+    method = fields.String(metadata={"description": one_of_text(PAYMENT_METHODS) +
                                      ", or deposit (settled from the deposit at move-out)"})
     recorded_by = fields.String(allow_none=True)
 
@@ -453,9 +411,9 @@ class BillSchema(DictSchema):
     owner_id = fields.String(allow_none=True)
     kind = fields.String(metadata={"enum": list(BILL_KINDS)})
     description = fields.String(allow_none=True)
-    period_start = _date()
-    period_end = _date()
-    due_date = _date()
+    period_start = date_field()
+    period_end = date_field()
+    due_date = date_field()
     amount = Money()
     paid = Money()
     balance = Money()
@@ -463,7 +421,7 @@ class BillSchema(DictSchema):
     days_overdue = fields.Integer()
     payments = fields.List(fields.Nested(PaymentSchema),
                            metadata={"description": "GET /bills/{id} only"})
-    created_at = _instant()
+    created_at = instant_field()
 
 
 BillPageSchema = page_of(BillSchema, "BillPage")
@@ -480,7 +438,7 @@ class DepositRefundSchema(DictSchema):
     refunded = Money()
     deductions = fields.List(fields.Nested(DeductionSchema),
                              metadata={"description": "given ones, then unpaid bills"})
-    refunded_at = _instant()
+    refunded_at = instant_field()
 
 
 class LeaseSchema(DictSchema):
@@ -489,8 +447,8 @@ class LeaseSchema(DictSchema):
     unit_id = fields.String()
     opportunity_id = fields.String(allow_none=True)
     owner_id = fields.String(allow_none=True)
-    start_date = _date()
-    end_date = _date()
+    start_date = date_field()
+    end_date = date_field()
     monthly_rent = Money()
     deposit = Money()
     payment_cycle = fields.String(metadata={"enum": list(PAYMENT_CYCLES)})
@@ -498,15 +456,15 @@ class LeaseSchema(DictSchema):
     term_rent = Money("the rent of the whole term; the rent bills sum to it exactly")
     renewed_from_id = fields.String(allow_none=True)
     renewed_to_id = fields.String(allow_none=True)
-    terminated_on = _date()
+    terminated_on = date_field()
     termination_reason = fields.String(allow_none=True)
-    signed_at = _instant()
+    signed_at = instant_field()
     bills = fields.List(fields.Nested(BillSchema), metadata={
         "description": "the deposit and rent schedule (on sign, renew and GET /leases/{id})"})
     deposit_refund = fields.Nested(DepositRefundSchema, allow_none=True,
                                    metadata={"description": "GET /leases/{id} only"})
-    created_at = _instant()
-    updated_at = _instant()
+    created_at = instant_field()
+    updated_at = instant_field()
 
 
 LeasePageSchema = page_of(LeaseSchema, "LeasePage")
@@ -524,7 +482,7 @@ class TaskHistorySchema(DictSchema):
     action = fields.String(metadata={"description": "created, reminded, urged, reassigned, done"})
     actor_id = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
-    occurred_at = _instant()
+    occurred_at = instant_field()
 
 
 class TaskSchema(DictSchema):
@@ -532,9 +490,9 @@ class TaskSchema(DictSchema):
     owner_id = fields.String()
     kind = fields.String(metadata={"enum": list(TASK_KINDS)})
     title = fields.String()
-    due_at = _instant()
-    remind_at = _instant()
-    reminded_at = _instant()
+    due_at = instant_field()
+    remind_at = instant_field()
+    reminded_at = instant_field()
     customer_id = fields.String(allow_none=True)
     opportunity_id = fields.String(allow_none=True)
     bill_id = fields.String(allow_none=True)
@@ -542,13 +500,13 @@ class TaskSchema(DictSchema):
     status = fields.String(metadata={"enum": list(TASK_STATUSES)})
     overdue = fields.Boolean()
     result = fields.String(allow_none=True)
-    done_at = _instant()
+    done_at = instant_field()
     urge_count = fields.Integer()
-    urged_at = _instant()
+    urged_at = instant_field()
     urged_by = fields.String(allow_none=True)
     created_by = fields.String(allow_none=True)
     history = fields.List(fields.Nested(TaskHistorySchema))
-    created_at = _instant()
+    created_at = instant_field()
 
 
 TaskPageSchema = page_of(TaskSchema, "TaskPage")

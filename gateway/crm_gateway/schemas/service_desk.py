@@ -17,71 +17,30 @@ Tickets carry the customer's id only; should the service ever embed a customer r
 """
 import marshmallow as ma
 from flask import has_request_context
-from marshmallow import fields, post_dump, validate
+from marshmallow import fields, validate
 
 from crm_gateway.permissions import mask_customer
-from crm_gateway.schemas.common import DictSchema, Id, PageQuery, page_of
+from crm_gateway.schemas.common import (CHANNELS, Body, DictSchema, Id, PageQuery, Value,
+                                         instant_field, int_field, one_of_text, page_of,
+                                         strings_field, text_field)
 
 TICKET_TYPES = ("repair", "complaint", "consultation", "suggestion", "cleaning")
 TICKET_STATUSES = ("new", "assigned", "in_progress", "awaiting_customer", "resolved", "closed",
                    "reopened")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
-CHANNELS = ("phone", "wechat", "weibo", "web", "email", "sms", "in_app", "face_to_face")
 MAX_SEARCH_RESULTS = 100
-
-
-def _one_of(values):
-    return "one of: " + ", ".join(values)
-
-
-def _text(description=None, **kwargs):
-    return fields.String(allow_none=True, metadata={"description": description} if description
-                         else {}, **kwargs)
-
-
-def _instant(description=None, **kwargs):
-    metadata = {"format": "date-time"}
-    if description:
-        metadata["description"] = description
-    return fields.String(allow_none=True, metadata=metadata, **kwargs)
-
-
-def _int(description=None, **kwargs):
-    return fields.Integer(strict=True, allow_none=True,
-                          metadata={"description": description} if description else {},
-                          **kwargs)
-
-
-def _strings(description=None):
-    return fields.List(fields.String(), allow_none=True,
-                       metadata={"description": description} if description else {})
-
-
-class _Body(DictSchema):
-    """A request body: JSON types here, values and unknown fields by the service desk."""
-
-    class Meta:
-        unknown = ma.INCLUDE
-
-
-class _Value(DictSchema):
-    """A body whose values the RPC takes alone (not the body): unknown fields could not reach
-    the service, so they are refused here."""
-
-    class Meta:
-        unknown = ma.RAISE
 
 
 # ---------------------------------------------------------------- input: tickets
 
-class TicketCreateSchema(_Body):
-    customer_id = _text("required; an existing customer (422 otherwise)")
-    type = _text("required; " + _one_of(TICKET_TYPES))
-    channel = _text("required; how the customer reached us: " + _one_of(CHANNELS))
-    priority = _text("default normal; " + _one_of(TICKET_PRIORITIES))
-    description = _text("required; what the customer reports")
-    unit_id = _text("an existing unit (422 otherwise)")
-    lease_id = _text("an existing lease (422 otherwise)")
+class TicketCreateSchema(Body):
+    customer_id = text_field("required; an existing customer (422 otherwise)")
+    type = text_field("required; " + one_of_text(TICKET_TYPES))
+    channel = text_field("required; how the customer reached us: " + one_of_text(CHANNELS))
+    priority = text_field("default normal; " + one_of_text(TICKET_PRIORITIES))
+    description = text_field("required; what the customer reports")
+    unit_id = text_field("an existing unit (422 otherwise)")
+    lease_id = text_field("an existing lease (422 otherwise)")
 
 
 class TicketQuerySchema(PageQuery):
@@ -97,43 +56,43 @@ class TicketQuerySchema(PageQuery):
     number = fields.String(metadata={"description": "the ticket's number, e.g. T20261124-0001"})
 
 
-class TicketAssignInSchema(_Value):
-    assignee_id = _text("required; an active staff member")
+class TicketAssignInSchema(Value):
+    assignee_id = text_field("required; an active staff member")
 
 
-class TicketStatusInSchema(_Value):
-    status = _text("required; " + _one_of(TICKET_STATUSES) +
+class TicketStatusInSchema(Value):
+    status = text_field("required; " + one_of_text(TICKET_STATUSES) +
                    "; a transition the workflow does not allow → 409")
-    note = _text("why, or what was done")
+    note = text_field("why, or what was done")
 
 
-class CommentInSchema(_Value):
-    body = _text("required; the comment")
+class CommentInSchema(Value):
+    body = text_field("required; the comment")
 
 
-class AppointmentInSchema(_Body):
-    scheduled_at = _instant("required; the visit's start")
-    duration_minutes = _int("default set by the service")
-    technician_id = _text("an active staff member; the technician already booked at an "
+class AppointmentInSchema(Body):
+    scheduled_at = instant_field("required; the visit's start")
+    duration_minutes = int_field("default set by the service")
+    technician_id = text_field("an active staff member; the technician already booked at an "
                           "overlapping time → 409")
 
 
-class FeedbackInSchema(_Body):
-    rating = _int("required; 1-5 (the customer's satisfaction)")
-    comment = _text("what the customer said")
+class FeedbackInSchema(Body):
+    rating = int_field("required; 1-5 (the customer's satisfaction)")
+    comment = text_field("what the customer said")
 
 
-class ReopenInSchema(_Value):
-    reason = _text("required; why the ticket is reopened")
+class ReopenInSchema(Value):
+    reason = text_field("required; why the ticket is reopened")
 
 
 # ---------------------------------------------------------------- input: knowledge base
 
-class ArticleCreateSchema(_Body):
-    title = _text("required")
-    symptom = _text("required; what the customer sees (searched)")
-    solution = _text("required; what fixes it")
-    tags = _strings()
+class ArticleCreateSchema(Body):
+    title = text_field("required")
+    symptom = text_field("required; what the customer sees (searched)")
+    solution = text_field("required; what fixes it")
+    tags = strings_field()
 
 
 class ArticleQuerySchema(PageQuery):
@@ -150,35 +109,35 @@ class ArticleSearchQuerySchema(ma.Schema):
                            metadata={"description": f"at most {MAX_SEARCH_RESULTS}"})
 
 
-class TicketToArticleInSchema(_Body):
+class TicketToArticleInSchema(Body):
     """All optional: the service takes them from the ticket (its description, the resolution)."""
 
-    title = _text()
-    symptom = _text()
-    solution = _text()
-    tags = _strings()
+    title = text_field()
+    symptom = text_field()
+    solution = text_field()
+    tags = strings_field()
 
 
 # ---------------------------------------------------------------- input: settings
 
-class AgentInSchema(_Body):
-    skills = _strings("required; ticket types this agent handles: " + _one_of(TICKET_TYPES))
-    districts = _strings("districts this agent covers")
+class AgentInSchema(Body):
+    skills = strings_field("required; ticket types this agent handles: " + one_of_text(TICKET_TYPES))
+    districts = strings_field("districts this agent covers")
     active = fields.Boolean(allow_none=True,
                             metadata={"description": "takes new tickets automatically"})
-    supervisor_id = _text("an active staff member")
-    max_open = _int("most open tickets at once")
+    supervisor_id = text_field("an active staff member")
+    max_open = int_field("most open tickets at once")
 
 
-class SlaTargetInSchema(_Body):
-    first_response_minutes = _int("required; business minutes")
-    resolution_minutes = _int("required; business minutes, not fewer than the first response")
+class SlaTargetInSchema(Body):
+    first_response_minutes = int_field("required; business minutes")
+    resolution_minutes = int_field("required; business minutes, not fewer than the first response")
 
 
-class CalendarInSchema(_Body):
-    timezone = _text("e.g. Asia/Shanghai")
-    opens = _text("HH:MM, e.g. 09:00")
-    closes = _text("HH:MM, e.g. 21:00")
+class CalendarInSchema(Body):
+    timezone = text_field("e.g. Asia/Shanghai")
+    opens = text_field("HH:MM, e.g. 09:00")
+    closes = text_field("HH:MM, e.g. 21:00")
     weekdays = fields.List(fields.Integer(strict=True), allow_none=True,
                            metadata={"description": "working weekdays, 1 (Monday) to 7"})
     holidays = fields.List(fields.String(metadata={"format": "date"}), allow_none=True,
@@ -187,7 +146,7 @@ class CalendarInSchema(_Body):
                            metadata={"description": "extra working days (调休), YYYY-MM-DD"})
 
 
-class SlaPolicyInSchema(_Body):
+class SlaPolicyInSchema(Body):
     """The pairs of ``targets`` given replace those pairs, the rest stay; the ``calendar``
     fields given replace those fields. Values are checked by the service."""
 
@@ -203,10 +162,10 @@ class SlaPolicyInSchema(_Body):
 # ---------------------------------------------------------------- output
 
 class SlaSchema(DictSchema):
-    first_response_due = _instant()
-    resolution_due = _instant()
-    first_responded_at = _instant()
-    resolved_at = _instant()
+    first_response_due = instant_field()
+    resolution_due = instant_field()
+    first_responded_at = instant_field()
+    resolved_at = instant_field()
     first_response_breached = fields.Boolean()
     resolution_breached = fields.Boolean()
 
@@ -216,7 +175,7 @@ class FeedbackSchema(DictSchema):
     comment = fields.String(allow_none=True)
     round = fields.Integer(metadata={"description": "the resolution it rates (1, then 2 after "
                                                     "a reopening …)"})
-    created_at = _instant()
+    created_at = instant_field()
 
 
 class SuggestedArticleSchema(DictSchema):
@@ -234,7 +193,7 @@ class TicketHistorySchema(DictSchema):
     assignee_id = fields.String(allow_none=True)
     escalated_to = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
-    occurred_at = _instant()
+    occurred_at = instant_field()
 
 
 class CommentSchema(DictSchema):
@@ -242,19 +201,19 @@ class CommentSchema(DictSchema):
     ticket_id = fields.String()
     author_id = fields.String(allow_none=True)
     body = fields.String()
-    created_at = _instant()
+    created_at = instant_field()
 
 
 class AppointmentSchema(DictSchema):
     id = Id()
     ticket_id = fields.String()
     technician_id = fields.String(allow_none=True)
-    scheduled_at = _instant()
-    ends_at = _instant()
+    scheduled_at = instant_field()
+    ends_at = instant_field()
     duration_minutes = fields.Integer()
     status = fields.String(metadata={"description": "scheduled or cancelled"})
     booked_by = fields.String(allow_none=True)
-    created_at = _instant()
+    created_at = instant_field()
 
 
 class _MaskedCustomer(fields.Dict):
@@ -298,8 +257,8 @@ class TicketSchema(DictSchema):
         "description": "every status change and assignment: who, when (GET /tickets/{id})"})
     comments = fields.List(fields.Nested(CommentSchema),
                            metadata={"description": "GET /tickets/{id} only"})
-    created_at = _instant()
-    updated_at = _instant()
+    created_at = instant_field()
+    updated_at = instant_field()
 
 
 TicketPageSchema = page_of(TicketSchema, "TicketPage")
@@ -313,8 +272,8 @@ class ArticleSchema(DictSchema):
     tags = fields.List(fields.String())
     source_ticket_id = fields.String(allow_none=True)
     created_by = fields.String(allow_none=True)
-    created_at = _instant()
-    updated_at = _instant()
+    created_at = instant_field()
+    updated_at = instant_field()
 
 
 ArticlePageSchema = page_of(ArticleSchema, "ArticlePage")
@@ -338,7 +297,7 @@ class AgentSchema(DictSchema):
     supervisor_id = fields.String(allow_none=True)
     max_open = fields.Integer(allow_none=True)
     open_tickets = fields.Integer()
-    updated_at = _instant()
+    updated_at = instant_field()
 
 
 class AgentRegistrySchema(DictSchema):

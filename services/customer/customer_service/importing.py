@@ -11,7 +11,7 @@ import csv
 import io
 
 from crm_kit.errors import CrmError
-from customer_service import customers, schemas
+from customer_service import customers
 from customer_service.models import Customer
 
 ALIASES = {

@@ -10,13 +10,10 @@ from crm_kit import config
 from crm_kit.errors import EXPECTED
 from crm_kit.inbox import on_event
 from crm_kit.service import CrmService
+from crm_kit.validation import page as page_of
 from customer_service import customers, importing, lifecycle
 
 STAGNATION_SCAN_SECONDS = float(config.env("CRM_STAGNATION_SCAN_SECONDS", "300"))
-
-
-def _page(page, per_page):
-    return max(int(page or 1), 1), min(max(int(per_page or 50), 1), 200)
 
 
 class CustomerService(CrmService):
@@ -36,7 +33,7 @@ class CustomerService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_customers(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return customers.search(session, filters, *_page(page, per_page))
+            return customers.search(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def update_customer(self, customer_id, changes, actor=None):
@@ -66,7 +63,7 @@ class CustomerService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_interactions(self, customer_id, page=1, per_page=50):
         with self.db.transaction() as session:
-            return customers.list_interactions(session, customer_id, *_page(page, per_page))
+            return customers.list_interactions(session, customer_id, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def handover(self, from_owner_id, to_owner_id, customer_ids=None, reason=None, actor=None):
@@ -147,7 +144,7 @@ class CustomerService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_alerts(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return lifecycle.list_alerts(session, filters, *_page(page, per_page))
+            return lifecycle.list_alerts(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def acknowledge_alert(self, alert_id, actor=None):

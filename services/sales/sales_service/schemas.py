@@ -7,11 +7,10 @@ can creep in.
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
-from marshmallow import (RAISE, Schema, ValidationError, fields, validate, validates,
-                         validates_schema)
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
-from crm_kit.errors import InvalidInput
-from crm_kit.validation import load  # noqa: F401  (schemas.load is what the logic calls)
+from crm_kit.validation import (  # noqa: F401  (schemas.load & co. are what the logic calls)
+    StrictSchema, id_field, load, load_filters, text_field)
 from sales_service import vocabulary as v
 
 MAX_MONEY = Decimal("99999999.99")
@@ -44,11 +43,6 @@ class MoneyField(fields.Field):
 
 def positive(error="must be more than 0.00"):
     return validate.Range(min=Decimal("0.01"), error=error)
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 # -- leases --------------------------------------------------------------------------------
@@ -127,41 +121,19 @@ TASK_STATUSES = ("open", "done")
 OPPORTUNITY_KINDS = ("new", "renewal")
 
 
-def _text(max_length, **kwargs):
-    """Text of 1..max_length characters, not only blanks."""
-    return fields.String(validate=validate.And(
-        validate.Length(1, max_length),
-        validate.Regexp(r"\S", error="must not be blank")), **kwargs)
-
-
-def _id(**kwargs):
-    return fields.String(validate=validate.Length(1, 36), **kwargs)
-
-
-def load_filters(schema, filters):
-    """Validate list filters; absent, null and empty values are dropped first (an empty
-    ``owner_ids`` list stays: it matches nothing)."""
-    if filters is None:
-        return {}
-    if not isinstance(filters, dict):
-        raise InvalidInput({"filters": ["must be an object"]})
-    return load(schema, {key: value for key, value in filters.items()
-                         if value is not None and value != ""})
-
-
 # -- units ---------------------------------------------------------------------------------
 class UnitSchema(StrictSchema):
     """Create (all rules) and update (``partial=True``) of a unit."""
 
     code = fields.String(required=True, validate=validate.Regexp(
         r"^\S{1,32}$", error="1-32 characters without spaces"))
-    building = _text(100, required=True)
-    district = _text(64, required=True)
-    layout = _text(32, required=True)
+    building = text_field(100, required=True)
+    district = text_field(64, required=True)
+    layout = text_field(32, required=True)
     area_sqm = MoneyField(required=True, validate=positive("must be more than 0"))
     floor = fields.Integer(required=True, validate=validate.Range(-5, 200))
     monthly_rent = MoneyField(required=True, validate=positive())
-    amenities = fields.List(_text(64), allow_none=True, validate=validate.Length(max=50))
+    amenities = fields.List(text_field(64), allow_none=True, validate=validate.Length(max=50))
     status = fields.String(allow_none=True, validate=validate.OneOf(v.UNIT_STATUSES))
 
 
@@ -175,21 +147,21 @@ class UnitFilterSchema(StrictSchema):
 
 # -- opportunities -------------------------------------------------------------------------
 class OpportunitySchema(StrictSchema):
-    customer_id = _id(required=True)
+    customer_id = id_field(required=True)
     source = fields.String(required=True, validate=validate.OneOf(v.OPPORTUNITY_SOURCES))
-    campaign_id = _id(allow_none=True)
+    campaign_id = id_field(allow_none=True)
     budget = MoneyField(allow_none=True, validate=positive())
     district = fields.String(allow_none=True, validate=validate.Length(max=64))
     layout = fields.String(allow_none=True, validate=validate.Length(max=32))
     move_in_date = fields.Date(allow_none=True)
     expected_value = MoneyField(allow_none=True)
     expected_close = fields.Date(allow_none=True)
-    owner_id = _id(allow_none=True)
+    owner_id = id_field(allow_none=True)
 
 
 class OpportunityStageSchema(StrictSchema):
     stage = fields.String(required=True, validate=validate.OneOf(v.OPPORTUNITY_STAGES))
-    reason = _text(1000, allow_none=True, load_default=None)
+    reason = text_field(1000, allow_none=True, load_default=None)
     loss_reason = fields.String(allow_none=True, load_default=None,
                                 validate=validate.OneOf(v.LOSS_REASONS))
     loss_note = fields.String(allow_none=True, load_default=None,
@@ -212,31 +184,31 @@ class OpportunityStageSchema(StrictSchema):
 
 
 class AssignSchema(StrictSchema):
-    owner_id = _id(required=True)
+    owner_id = id_field(required=True)
 
 
 class PlanStepSchema(StrictSchema):
-    title = _text(200, required=True)
+    title = text_field(200, required=True)
     due_date = fields.Date(required=True)
 
 
 class PlanStepDoneSchema(StrictSchema):
-    result = _text(2000, required=True)
+    result = text_field(2000, required=True)
 
 
 class OpportunityFilterSchema(StrictSchema):
-    customer_id = _id()
+    customer_id = id_field()
     stage = fields.String(validate=validate.OneOf(v.OPPORTUNITY_STAGES))
-    owner_id = _id()
+    owner_id = id_field()
     owner_ids = fields.List(fields.String())
     kind = fields.String(validate=validate.OneOf(OPPORTUNITY_KINDS))
     stagnant = fields.Boolean()
-    campaign_id = _id()
-    renewal_of_lease_id = _id()
+    campaign_id = id_field()
+    renewal_of_lease_id = id_field()
 
 
 class ForecastFilterSchema(StrictSchema):
-    owner_id = _id()
+    owner_id = id_field()
     owner_ids = fields.List(fields.String())
     kind = fields.String(validate=validate.OneOf(OPPORTUNITY_KINDS))
 
@@ -257,10 +229,10 @@ class OpportunityStageLimitsSchema(StrictSchema):
 
 # -- viewings ------------------------------------------------------------------------------
 class ViewingSchema(StrictSchema):
-    opportunity_id = _id(required=True)
-    unit_id = _id(required=True)
+    opportunity_id = id_field(required=True)
+    unit_id = id_field(required=True)
     scheduled_at = fields.AwareDateTime(required=True)
-    staff_id = _id(allow_none=True, load_default=None)
+    staff_id = id_field(allow_none=True, load_default=None)
     duration_minutes = fields.Integer(load_default=60, validate=validate.Range(15, 240))
 
 
@@ -271,28 +243,28 @@ class ViewingOutcomeSchema(StrictSchema):
 
 
 class ViewingCancelSchema(StrictSchema):
-    reason = _text(1000, required=True)
+    reason = text_field(1000, required=True)
 
 
 class ViewingFilterSchema(StrictSchema):
     class Meta(StrictSchema.Meta):
         include = {"from": fields.AwareDateTime(), "to": fields.AwareDateTime()}
 
-    opportunity_id = _id()
-    staff_id = _id()
-    unit_id = _id()
-    customer_id = _id()
+    opportunity_id = id_field()
+    staff_id = id_field()
+    unit_id = id_field()
+    customer_id = id_field()
     status = fields.String(validate=validate.OneOf(VIEWING_STATUSES))
 
 
 # -- tasks ---------------------------------------------------------------------------------
 class TaskSchema(StrictSchema):
-    owner_id = _id(required=True)
-    title = _text(200, required=True)
+    owner_id = id_field(required=True)
+    title = text_field(200, required=True)
     due_at = fields.AwareDateTime(required=True)
     remind_at = fields.AwareDateTime(allow_none=True, load_default=None)
-    customer_id = _id(allow_none=True, load_default=None)
-    opportunity_id = _id(allow_none=True, load_default=None)
+    customer_id = id_field(allow_none=True, load_default=None)
+    opportunity_id = id_field(allow_none=True, load_default=None)
     kind = fields.String(load_default="task", validate=validate.OneOf(v.TASK_KINDS))
 
     @validates_schema
@@ -307,16 +279,16 @@ class TaskDoneSchema(StrictSchema):
 
 
 class TaskFilterSchema(StrictSchema):
-    owner_id = _id()
+    owner_id = id_field()
     owner_ids = fields.List(fields.String())
     status = fields.String(validate=validate.OneOf(TASK_STATUSES))
     overdue = fields.Boolean()
     urged = fields.Boolean()
     kind = fields.String(validate=validate.OneOf(v.TASK_KINDS))
-    customer_id = _id()
-    opportunity_id = _id()
-    bill_id = _id()
-    lease_id = _id()
+    customer_id = id_field()
+    opportunity_id = id_field()
+    bill_id = id_field()
+    lease_id = id_field()
 
 
 unit_schema = UnitSchema()

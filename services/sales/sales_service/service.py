@@ -13,15 +13,12 @@ from crm_kit.inbox import on_event
 from crm_kit.references import live_customer
 from crm_kit.rpc import ServiceRpc
 from crm_kit.service import CrmService
+from crm_kit.validation import page as page_of
 from sales_service import leasing, opportunities, payments, schemas, tasks, units, viewings
 from sales_service.reactions import customer_merged
 
 SCAN_SECONDS = float(config.env("CRM_SALES_SCAN_SECONDS", "3600"))
 REMINDER_SCAN_SECONDS = float(config.env("CRM_TASK_REMINDER_SECONDS", "60"))
-
-
-def _page(page, per_page):
-    return max(int(page or 1), 1), min(max(int(per_page or 50), 1), 200)
 
 
 class SalesService(CrmService):
@@ -60,7 +57,7 @@ class SalesService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_units(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return units.search(session, filters, *_page(page, per_page))
+            return units.search(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def update_unit(self, unit_id, changes, actor=None):
@@ -82,7 +79,7 @@ class SalesService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_opportunities(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return opportunities.search(session, filters, *_page(page, per_page))
+            return opportunities.search(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def change_opportunity_stage(self, opportunity_id, data, actor=None):
@@ -132,7 +129,7 @@ class SalesService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_viewings(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return viewings.search(session, filters, *_page(page, per_page))
+            return viewings.search(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def record_viewing_outcome(self, viewing_id, data, actor=None):
@@ -155,7 +152,7 @@ class SalesService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_leases(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return leasing.search(session, filters, *_page(page, per_page))
+            return leasing.search(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def renew_lease(self, lease_id, data, actor=None):
@@ -177,7 +174,7 @@ class SalesService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_bills(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return payments.search(session, filters, *_page(page, per_page))
+            return payments.search(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def get_bill(self, bill_id):
@@ -203,7 +200,7 @@ class SalesService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_tasks(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return tasks.search(session, filters, *_page(page, per_page))
+            return tasks.search(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def complete_task(self, task_id, result=None, actor=None):

@@ -2,49 +2,23 @@
 
 A load error becomes ``InvalidInput`` (422 at the gateway) naming every bad field.
 """
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
-from crm_kit.errors import InvalidInput
-from crm_kit.validation import load  # noqa: F401  (schemas.load is what the logic calls)
+from crm_kit.validation import (  # noqa: F401  (schemas.load & co. are what the logic calls)
+    StrictSchema, id_field, load, load_filters, text_field)
 from service_desk_service import vocabulary as v
 from service_desk_service.business_time import CalendarError, parse_clock
 
 
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-def _text(max_length, **kwargs):
-    """Text of 1..max_length characters, not only blanks."""
-    return fields.String(validate=validate.And(
-        validate.Length(1, max_length),
-        validate.Regexp(r"\S", error="must not be blank")), **kwargs)
-
-
-def _id(**kwargs):
-    return fields.String(validate=validate.Length(1, 36), **kwargs)
-
-
-def load_filters(schema, filters):
-    """Validate list filters; absent, null and empty values are dropped first."""
-    if filters is None:
-        return {}
-    if not isinstance(filters, dict):
-        raise InvalidInput({"filters": ["must be an object"]})
-    return load(schema, {key: value for key, value in filters.items()
-                         if value is not None and value != ""})
-
-
 # -- tickets -------------------------------------------------------------------------------
 class TicketSchema(StrictSchema):
-    customer_id = _id(required=True)
+    customer_id = id_field(required=True)
     type = fields.String(required=True, validate=validate.OneOf(v.TICKET_TYPES))
     channel = fields.String(required=True, validate=validate.OneOf(v.CHANNELS))
     priority = fields.String(load_default="normal", validate=validate.OneOf(v.PRIORITIES))
-    description = _text(4000, required=True)
-    unit_id = _id(allow_none=True, load_default=None)
-    lease_id = _id(allow_none=True, load_default=None)
+    description = text_field(4000, required=True)
+    unit_id = id_field(allow_none=True, load_default=None)
+    lease_id = id_field(allow_none=True, load_default=None)
 
 
 class TicketFilterSchema(StrictSchema):
@@ -52,15 +26,15 @@ class TicketFilterSchema(StrictSchema):
     type = fields.String(validate=validate.OneOf(v.TICKET_TYPES))
     priority = fields.String(validate=validate.OneOf(v.PRIORITIES))
     channel = fields.String(validate=validate.OneOf(v.CHANNELS))
-    assignee_id = _id()
-    customer_id = _id()
+    assignee_id = id_field()
+    customer_id = id_field()
     district = fields.String(validate=validate.Length(max=64))
     breached = fields.Boolean()
     number = fields.String(validate=validate.Length(max=24))
 
 
 class AssignSchema(StrictSchema):
-    assignee_id = _id(required=True)
+    assignee_id = id_field(required=True)
 
 
 class StatusSchema(StrictSchema):
@@ -69,18 +43,18 @@ class StatusSchema(StrictSchema):
 
 
 class CommentSchema(StrictSchema):
-    body = _text(4000, required=True)
+    body = text_field(4000, required=True)
 
 
 class ReopenSchema(StrictSchema):
-    reason = _text(2000, required=True)
+    reason = text_field(2000, required=True)
 
 
 class AppointmentSchema(StrictSchema):
     scheduled_at = fields.AwareDateTime(required=True)
     duration_minutes = fields.Integer(load_default=v.APPOINTMENT_MINUTES, strict=True,
                                       validate=validate.Range(15, 480))
-    technician_id = _id(allow_none=True, load_default=None)
+    technician_id = id_field(allow_none=True, load_default=None)
 
 
 class FeedbackSchema(StrictSchema):
@@ -92,25 +66,25 @@ class FeedbackSchema(StrictSchema):
 
 # -- knowledge base ------------------------------------------------------------------------
 class ArticleSchema(StrictSchema):
-    title = _text(200, required=True)
-    symptom = _text(8000, required=True)
-    solution = _text(8000, required=True)
-    tags = fields.List(_text(40), load_default=list, validate=validate.Length(max=20))
+    title = text_field(200, required=True)
+    symptom = text_field(8000, required=True)
+    solution = text_field(8000, required=True)
+    tags = fields.List(text_field(40), load_default=list, validate=validate.Length(max=20))
 
 
 class TicketArticleSchema(StrictSchema):
     """Overrides of what ``ticket_to_article`` takes from the ticket."""
 
-    title = _text(200)
-    symptom = _text(8000)
-    solution = _text(8000)
-    tags = fields.List(_text(40), validate=validate.Length(max=20))
+    title = text_field(200)
+    symptom = text_field(8000)
+    solution = text_field(8000)
+    tags = fields.List(text_field(40), validate=validate.Length(max=20))
 
 
 class ArticleFilterSchema(StrictSchema):
     tag = fields.String(validate=validate.Length(max=40))
     q = fields.String(validate=validate.Length(max=200))
-    source_ticket_id = _id()
+    source_ticket_id = id_field()
 
 
 class SearchSchema(StrictSchema):
@@ -122,9 +96,9 @@ class SearchSchema(StrictSchema):
 class AgentSchema(StrictSchema):
     skills = fields.List(fields.String(validate=validate.OneOf(v.TICKET_TYPES)),
                          required=True, validate=validate.Length(max=len(v.TICKET_TYPES)))
-    districts = fields.List(_text(64), load_default=list, validate=validate.Length(max=50))
+    districts = fields.List(text_field(64), load_default=list, validate=validate.Length(max=50))
     active = fields.Boolean(load_default=True)
-    supervisor_id = _id(allow_none=True, load_default=None)
+    supervisor_id = id_field(allow_none=True, load_default=None)
     max_open = fields.Integer(allow_none=True, load_default=None, strict=True,
                               validate=validate.Range(1, 1000))
 

@@ -14,14 +14,11 @@ from crm_kit.inbox import on_event
 from crm_kit.references import live_customer
 from crm_kit.rpc import ServiceRpc
 from crm_kit.service import CrmService
+from crm_kit.validation import page as page_of
 from service_desk_service import agents, knowledge, schemas, sla, tickets
 from service_desk_service.reactions import customer_erased, customer_merged
 
 SLA_SCAN_SECONDS = float(config.env("CRM_SLA_SCAN_SECONDS", "60"))
-
-
-def _page(page, per_page):
-    return max(int(page or 1), 1), min(max(int(per_page or 50), 1), 200)
 
 
 class KnowledgeIndex(DependencyProvider):
@@ -92,7 +89,7 @@ class ServiceDeskService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_tickets(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return tickets.search(session, filters, *_page(page, per_page))
+            return tickets.search(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def assign_ticket(self, ticket_id, assignee_id, actor=None):
@@ -135,7 +132,7 @@ class ServiceDeskService(CrmService):
     @rpc(expected_exceptions=EXPECTED)
     def list_articles(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
-            return knowledge.search_list(session, filters, *_page(page, per_page))
+            return knowledge.search_list(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
     def get_article(self, article_id):
