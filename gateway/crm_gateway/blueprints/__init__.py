@@ -27,3 +27,29 @@ def error_responses(blp, *statuses):
             func = blp.alt_response(status, _RESPONSE_NAMES[status])(func)
         return func
     return decorator
+
+
+# -- what every resource's views need the same way ----------------------------------------
+def actor():
+    """Who asks, as the services record it (docs/rpc-contracts.md)."""
+    from crm_gateway.auth import current_caller
+
+    return current_caller().actor
+
+
+def given_filters(query, names):
+    """The list filters the caller gave (``False`` is a filter; absent and empty are not)."""
+    return {name: query[name] for name in names if query.get(name) not in (None, "")}
+
+
+def require_active_staff(field, staff_id):
+    """``owner_id``, ``assignee_id`` and the like must name an active staff account (a value of
+    the wrong JSON type or ``null`` is left to the service to name)."""
+    from crm_gateway.auth import staff_directory
+    from crm_kit.errors import InvalidInput
+
+    if not isinstance(staff_id, str) or not staff_id:
+        return
+    staff = staff_directory().get(staff_id)
+    if staff is None or not staff.active:
+        raise InvalidInput({field: ["is not an active staff member"]})

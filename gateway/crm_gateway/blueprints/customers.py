@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from crm_kit.errors import InvalidInput
 from crm_gateway import customer_360, db, rpc
-from crm_gateway.auth import current_caller, staff_directory
-from crm_gateway.blueprints import AUTH_ERRORS, RPC_ERRORS, error_responses
+from crm_gateway.auth import current_caller
+from crm_gateway.blueprints import (AUTH_ERRORS, RPC_ERRORS, actor, error_responses,
+                                     given_filters, require_active_staff)
 from crm_gateway.errors import BadRequest, Forbidden, error_response
 from crm_gateway.models import Staff
 from crm_gateway.permissions import ADMIN, CUSTOMER_MANAGER, EXECUTIVE, SALES_SUPERVISOR
@@ -40,23 +41,6 @@ BULK_TIMEOUT = 60.0
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 
 
-def _actor():
-    return current_caller().actor
-
-
-def _filters(query):
-    return {name: query[name] for name in FILTERS if query.get(name) not in (None, "")}
-
-
-def _require_active_staff(field, staff_id):
-    """``owner_id`` and the like must name an active staff account of the gateway."""
-    if staff_id is None:
-        return
-    staff = staff_directory().get(staff_id)
-    if staff is None or not staff.active:
-        raise InvalidInput({field: ["is not an active staff member"]})
-
-
 def _require_staff(field, staff_id):
     if db.session().get(Staff, staff_id) is None:
         raise InvalidInput({field: ["is not a staff member"]})
@@ -76,8 +60,8 @@ def create_customer(data):
     caller = current_caller()
     if not data.get("owner_id") and caller.has_role(CUSTOMER_MANAGER):
         data["owner_id"] = caller.id
-    _require_active_staff("owner_id", data.get("owner_id"))
-    return rpc.call(CUSTOMER, "create_customer", data, _actor())
+    require_active_staff("owner_id", data.get("owner_id"))
+    return rpc.call(CUSTOMER, "create_customer", data, actor())
 
 
 @blp.route("/customers", methods=["GET"])
@@ -86,7 +70,7 @@ def create_customer(data):
 @error_responses(blp, *AUTH_ERRORS, *RPC_ERRORS)
 def list_customers(query):
     """Search customers by text (name, mobile, email), stage, tag, owner, value tier, district."""
-    return rpc.call(CUSTOMER, "list_customers", _filters(query), query["page"], query["per_page"])
+    return rpc.call(CUSTOMER, "list_customers", given_filters(query, FILTERS), query["page"], query["per_page"])
 
 
 @blp.route("/customers/<customer_id>", methods=["GET"])
@@ -106,8 +90,8 @@ def update_customer(changes, customer_id):
     if not changes:
         raise InvalidInput({"_schema": ["give at least one field to change"]})
     if "owner_id" in changes:
-        _require_active_staff("owner_id", changes["owner_id"])
-    return rpc.call(CUSTOMER, "update_customer", customer_id, changes, _actor())
+        require_active_staff("owner_id", changes["owner_id"])
+    return rpc.call(CUSTOMER, "update_customer", customer_id, changes, actor())
 
 
 @blp.route("/customers/<customer_id>", methods=["DELETE"])
@@ -115,7 +99,7 @@ def update_customer(changes, customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def archive_customer(customer_id):
     """Archive a customer: hidden from lists, kept for history."""
-    rpc.call(CUSTOMER, "archive_customer", customer_id, _actor())
+    rpc.call(CUSTOMER, "archive_customer", customer_id, actor())
 
 
 @blp.route("/customers/<customer_id>/360", methods=["GET"])
@@ -139,7 +123,7 @@ def customer_360_view(customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def add_interaction(data, customer_id):
     """Log a contact with the customer on any channel."""
-    return rpc.call(CUSTOMER, "add_interaction", customer_id, data, _actor())
+    return rpc.call(CUSTOMER, "add_interaction", customer_id, data, actor())
 
 
 @blp.route("/customers/<customer_id>/interactions", methods=["GET"])
@@ -157,7 +141,7 @@ def list_interactions(query, customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def add_tags(data, customer_id):
     """Add tags (already present ones are kept once)."""
-    return rpc.call(CUSTOMER, "add_tags", customer_id, data["tags"], _actor())
+    return rpc.call(CUSTOMER, "add_tags", customer_id, data["tags"], actor())
 
 
 @blp.route("/customers/<customer_id>/tags/<tag>", methods=["DELETE"])
@@ -165,7 +149,7 @@ def add_tags(data, customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def remove_tag(customer_id, tag):
     """Remove one tag."""
-    return rpc.call(CUSTOMER, "remove_tag", customer_id, tag, _actor())
+    return rpc.call(CUSTOMER, "remove_tag", customer_id, tag, actor())
 
 
 @blp.route("/customers/<customer_id>/stage", methods=["POST"])
@@ -175,7 +159,7 @@ def remove_tag(customer_id, tag):
 def change_stage(data, customer_id):
     """Move the customer to another lifecycle stage, with the reason (recorded in the history)."""
     return rpc.call(CUSTOMER, "change_stage", customer_id, data["stage"], data["reason"],
-                    _actor(), data.get("approver_id"))
+                    actor(), data.get("approver_id"))
 
 
 @blp.route("/customers/<customer_id>/stage-history", methods=["GET"])
@@ -193,7 +177,7 @@ def stage_history(customer_id):
 def churn_decision(data, customer_id):
     """On a churn warning: keep trying, or confirm the churn (with reason and competitor)."""
     return rpc.call(CUSTOMER, "churn_decision", customer_id, data["decision"], data["reason"],
-                    data.get("competitor"), _actor())
+                    data.get("competitor"), actor())
 
 
 @blp.route("/customers/<customer_id>/points", methods=["POST"])
@@ -203,7 +187,7 @@ def churn_decision(data, customer_id):
 def adjust_points(data, customer_id):
     """Add or take member points by hand, with the reason (admin, sales supervisor)."""
     return rpc.call(CUSTOMER, "adjust_points", customer_id, data["delta"], data["reason"],
-                    _actor())
+                    actor())
 
 
 # ---------------------------------------------------------------- owners, duplicates, erasure
@@ -215,9 +199,9 @@ def adjust_points(data, customer_id):
 def handover(data):
     """Move some or all customers of one owner to another (e.g. a manager leaving)."""
     _require_staff("from_owner_id", data["from_owner_id"])  # may have left: inactive is fine
-    _require_active_staff("to_owner_id", data["to_owner_id"])
+    require_active_staff("to_owner_id", data["to_owner_id"])
     return rpc.call(CUSTOMER, "handover", data["from_owner_id"], data["to_owner_id"],
-                    data.get("customer_ids"), data["reason"], _actor())
+                    data.get("customer_ids"), data["reason"], actor())
 
 
 @blp.route("/customers/<customer_id>/duplicates", methods=["GET"])
@@ -234,7 +218,7 @@ def find_duplicates(customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def merge(data, customer_id):
     """Merge a duplicate into this customer; returns the surviving customer."""
-    return rpc.call(CUSTOMER, "merge_customers", customer_id, data["duplicate_id"], _actor())
+    return rpc.call(CUSTOMER, "merge_customers", customer_id, data["duplicate_id"], actor())
 
 
 @blp.route("/customers/<customer_id>/erase", methods=["POST"])
@@ -242,7 +226,7 @@ def merge(data, customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def erase(customer_id):
     """Erase the person on request: anonymised here and, through events, in every service."""
-    return rpc.call(CUSTOMER, "erase_customer", customer_id, _actor())
+    return rpc.call(CUSTOMER, "erase_customer", customer_id, actor())
 
 
 # ---------------------------------------------------------------- CSV import and export
@@ -267,7 +251,7 @@ def import_customers():
     text = text.removeprefix("\ufeff")  # Excel writes a BOM
     if not text.strip():
         raise InvalidInput({"_schema": ["the CSV is empty"]})
-    return rpc.call(CUSTOMER, "import_csv", text, _actor(), timeout=BULK_TIMEOUT)
+    return rpc.call(CUSTOMER, "import_csv", text, actor(), timeout=BULK_TIMEOUT)
 
 
 def _unsupported_media_type():
@@ -310,7 +294,7 @@ def _csv_row(customer):
 @error_responses(blp, *AUTH_ERRORS, *RPC_ERRORS)
 def export_customers(query):
     """All customers matching the filters as CSV."""
-    customers = rpc.call(CUSTOMER, "export_customers", _filters(query), timeout=BULK_TIMEOUT)
+    customers = rpc.call(CUSTOMER, "export_customers", given_filters(query, FILTERS), timeout=BULK_TIMEOUT)
     masked = CustomerSchema(many=True).dump(customers)
     out = io.StringIO()
     out.write("\ufeff")
@@ -362,7 +346,7 @@ def _team_of(supervisor_id):
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def acknowledge_alert(alert_id):
     """Acknowledge an open alert (409 when it is no longer open)."""
-    return rpc.call(CUSTOMER, "acknowledge_alert", alert_id, _actor())
+    return rpc.call(CUSTOMER, "acknowledge_alert", alert_id, actor())
 
 
 @blp.route("/customer-settings/stage-limits", methods=["GET"])
@@ -381,4 +365,4 @@ def set_stage_limits(limits):
     """Set stage limits (a stage left out keeps its limit; ``null`` removes it)."""
     if not limits:
         raise InvalidInput({"_schema": ["give at least one stage"]})
-    return rpc.call(CUSTOMER, "set_stage_limits", limits, _actor())
+    return rpc.call(CUSTOMER, "set_stage_limits", limits, actor())

@@ -13,10 +13,10 @@ PATCH a unit's ``status`` only (to put it under maintenance and back). Object-le
 """
 from flask_smorest import Blueprint
 
-from crm_kit.errors import InvalidInput
 from crm_gateway import rpc
-from crm_gateway.auth import current_caller, staff_directory
-from crm_gateway.blueprints import AUTH_ERRORS, RPC_ERRORS, error_responses
+from crm_gateway.auth import current_caller
+from crm_gateway.blueprints import (AUTH_ERRORS, RPC_ERRORS, actor, error_responses,
+                                     given_filters, require_active_staff)
 from crm_gateway.errors import Forbidden
 from crm_gateway.permissions import CUSTOMER_MANAGER, SALES_WRITERS
 from crm_gateway.schemas.leasing import (
@@ -53,26 +53,8 @@ tasks_blp = Blueprint("tasks", __name__, url_prefix=API,
 BLUEPRINTS = (units_blp, opportunities_blp, leases_blp, tasks_blp)
 
 
-def _actor():
-    return current_caller().actor
-
-
-def _filters(query, names):
-    """The list filters the caller gave (``False`` is a filter; absent and empty are not)."""
-    return {name: query[name] for name in names if query.get(name) not in (None, "")}
-
-
 def _page(method, query, names):
-    return rpc.call(SALES, method, _filters(query, names), query["page"], query["per_page"])
-
-
-def _require_active_staff(field, staff_id):
-    """``owner_id``, ``staff_id`` and the like must name an active staff account."""
-    if staff_id is None:
-        return
-    staff = staff_directory().get(staff_id)
-    if staff is None or not staff.active:
-        raise InvalidInput({field: ["is not an active staff member"]})
+    return rpc.call(SALES, method, given_filters(query, names), query["page"], query["per_page"])
 
 
 # ================================================================ units
@@ -83,7 +65,7 @@ def _require_active_staff(field, staff_id):
 @error_responses(units_blp, *AUTH_ERRORS, 409, *RPC_ERRORS)
 def create_unit(data):
     """Add a unit to the catalogue (``vacant``, or ``maintenance``). A taken ``code`` → 409."""
-    return rpc.call(SALES, "create_unit", data, _actor())
+    return rpc.call(SALES, "create_unit", data, actor())
 
 
 @units_blp.route("/units", methods=["GET"])
@@ -116,7 +98,7 @@ def update_unit(changes, unit_id):
         if others:
             raise Forbidden("A technician may only change a unit's status "
                             "(vacant ↔ maintenance).", {"fields": others})
-    return rpc.call(SALES, "update_unit", unit_id, changes, _actor())
+    return rpc.call(SALES, "update_unit", unit_id, changes, actor())
 
 
 # ================================================================ opportunities
@@ -132,8 +114,8 @@ def create_opportunity(data):
     caller = current_caller()
     if not data.get("owner_id") and caller.has_role(CUSTOMER_MANAGER):
         data["owner_id"] = caller.id
-    _require_active_staff("owner_id", data.get("owner_id"))
-    return rpc.call(SALES, "create_opportunity", data, _actor())
+    require_active_staff("owner_id", data.get("owner_id"))
+    return rpc.call(SALES, "create_opportunity", data, actor())
 
 
 @opportunities_blp.route("/opportunities", methods=["GET"])
@@ -154,7 +136,7 @@ def list_opportunities(query):
 def forecast(query):
     """The sales forecast: Σ expected value × stage probability of the open opportunities, in
     total, by owner and by expected month."""
-    return rpc.call(SALES, "forecast", _filters(query, ("owner_id", "kind")))
+    return rpc.call(SALES, "forecast", given_filters(query, ("owner_id", "kind")))
 
 
 @opportunities_blp.route("/opportunities/<opportunity_id>", methods=["GET"])
@@ -173,7 +155,7 @@ def get_opportunity(opportunity_id):
 def change_opportunity_stage(data, opportunity_id):
     """Move an open opportunity to another stage with a ``reason``; ``lost`` needs a
     ``loss_reason``. ``won`` and ``lost`` are final (409)."""
-    return rpc.call(SALES, "change_opportunity_stage", opportunity_id, data, _actor())
+    return rpc.call(SALES, "change_opportunity_stage", opportunity_id, data, actor())
 
 
 @opportunities_blp.route("/opportunities/<opportunity_id>/assign", methods=["POST"])
@@ -184,8 +166,8 @@ def assign_opportunity(data, opportunity_id):
     """Give the opportunity to another owner (an active staff member); its open tasks follow."""
     owner_id = data.get("owner_id")
     if isinstance(owner_id, str) and owner_id:
-        _require_active_staff("owner_id", owner_id)
-    return rpc.call(SALES, "assign_opportunity", opportunity_id, owner_id, _actor())
+        require_active_staff("owner_id", owner_id)
+    return rpc.call(SALES, "assign_opportunity", opportunity_id, owner_id, actor())
 
 
 @opportunities_blp.route("/opportunities/<opportunity_id>/plan-steps", methods=["POST"])
@@ -195,7 +177,7 @@ def assign_opportunity(data, opportunity_id):
 def add_plan_step(data, opportunity_id):
     """Add a step to the opportunity's development plan; answers the opportunity with its
     ``plan_steps`` (the new one last). 409 when the opportunity is won or lost."""
-    return rpc.call(SALES, "add_plan_step", opportunity_id, data, _actor())
+    return rpc.call(SALES, "add_plan_step", opportunity_id, data, actor())
 
 
 @opportunities_blp.route("/opportunities/<opportunity_id>/plan-steps/<step_id>/done",
@@ -206,7 +188,7 @@ def add_plan_step(data, opportunity_id):
 def complete_plan_step(data, opportunity_id, step_id):
     """Record a plan step as carried out, with its ``result`` (409 if done already)."""
     return rpc.call(SALES, "complete_plan_step", opportunity_id, step_id, data.get("result"),
-                    _actor())
+                    actor())
 
 
 @opportunities_blp.route("/opportunity-settings/stage-limits", methods=["GET"])
@@ -224,7 +206,7 @@ def get_opportunity_stage_limits():
 def set_opportunity_stage_limits(limits):
     """Set stage limits (a stage left out keeps its limit; ``0`` or ``null`` removes it);
     answers the limits in force."""
-    return rpc.call(SALES, "set_opportunity_stage_limits", limits, _actor())
+    return rpc.call(SALES, "set_opportunity_stage_limits", limits, actor())
 
 
 # ---------------------------------------------------------------- viewings
@@ -237,8 +219,8 @@ def book_viewing(data):
     """Book a viewing of a unit for an open opportunity (which moves to ``viewing_booked``).
     The staff member (default: the caller) or the unit already booked at an overlapping time
     → 409 naming the clashing viewing."""
-    _require_active_staff("staff_id", data.get("staff_id"))
-    return rpc.call(SALES, "book_viewing", data, _actor())
+    require_active_staff("staff_id", data.get("staff_id"))
+    return rpc.call(SALES, "book_viewing", data, actor())
 
 
 @opportunities_blp.route("/viewings", methods=["GET"])
@@ -259,7 +241,7 @@ def list_viewings(query):
 def record_viewing_outcome(data, viewing_id):
     """Record how a scheduled viewing went (``result`` and ``outcome`` text): it is completed
     and the opportunity moves to ``viewed`` (not for a ``no_show``). 409 if not scheduled."""
-    return rpc.call(SALES, "record_viewing_outcome", viewing_id, data, _actor())
+    return rpc.call(SALES, "record_viewing_outcome", viewing_id, data, actor())
 
 
 # ================================================================ leases
@@ -273,8 +255,8 @@ def sign_lease(data):
     cycle; the rent bills sum exactly to ``term_rent``). The unit under maintenance or leased
     for part of the term → 409; an unknown customer → 422 on ``customer_id``, nothing written.
     ``start_date`` may lie in the past (leases entered after the fact)."""
-    _require_active_staff("owner_id", data.get("owner_id"))
-    return rpc.call(SALES, "sign_lease", data, _actor())
+    require_active_staff("owner_id", data.get("owner_id"))
+    return rpc.call(SALES, "sign_lease", data, actor())
 
 
 @leases_blp.route("/leases", methods=["GET"])
@@ -302,7 +284,7 @@ def renew_lease(data, lease_id):
     """Renew an active lease: a new lease from the day after its end to ``end_date`` at the new
     rent (answered, 201, with its bill schedule; the deposit carries over); the old one
     becomes ``renewed``."""
-    return rpc.call(SALES, "renew_lease", lease_id, data, _actor())
+    return rpc.call(SALES, "renew_lease", lease_id, data, actor())
 
 
 @leases_blp.route("/leases/<lease_id>/terminate", methods=["POST"])
@@ -312,7 +294,7 @@ def renew_lease(data, lease_id):
 def terminate_lease(data, lease_id):
     """End an active lease early on ``date`` (inside the term): later unpaid rent is voided,
     the rent of the period containing the date is cut to it, the unit is freed."""
-    return rpc.call(SALES, "terminate_lease", lease_id, data, _actor())
+    return rpc.call(SALES, "terminate_lease", lease_id, data, actor())
 
 
 @leases_blp.route("/leases/<lease_id>/bills", methods=["GET"])
@@ -322,7 +304,7 @@ def terminate_lease(data, lease_id):
 def list_lease_bills(query, lease_id):
     """The lease's bills (deposit, rent, extra charges, late fees) by due date."""
     page = rpc.call(SALES, "list_bills", {"lease_id": lease_id,
-                                          **_filters(query, ("status", "kind"))},
+                                          **given_filters(query, ("status", "kind"))},
                     query["page"], query["per_page"])
     if not page.get("total"):
         rpc.call(SALES, "get_lease", lease_id)  # no bills: is there such a lease? (else 404)
@@ -335,7 +317,7 @@ def list_lease_bills(query, lease_id):
 @error_responses(leases_blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def add_charge(data, lease_id):
     """An extra line item on the lease (utilities, a service fee, other), as its own bill."""
-    return rpc.call(SALES, "add_charge", lease_id, data, _actor())
+    return rpc.call(SALES, "add_charge", lease_id, data, actor())
 
 
 @leases_blp.route("/leases/<lease_id>/deposit-refund", methods=["POST"])
@@ -346,7 +328,7 @@ def refund_deposit(data, lease_id):
     """Settle the deposit at move-out (an ended or terminated lease, once; 409 otherwise): the
     deposit paid − the given deductions − what is still owed on the lease (those bills are
     settled from the deposit); more deductions than the deposit → 422."""
-    return rpc.call(SALES, "refund_deposit", lease_id, data, _actor())
+    return rpc.call(SALES, "refund_deposit", lease_id, data, actor())
 
 
 # ---------------------------------------------------------------- bills and payments
@@ -382,7 +364,7 @@ def record_payment(data, headers):
     and answers the first payment, again with 201 (a client need not tell a first answer from
     a replayed one); the same key with another bill or amount → 409.
     """
-    return rpc.call(SALES, "record_payment", data, headers.get("idempotency_key"), _actor())
+    return rpc.call(SALES, "record_payment", data, headers.get("idempotency_key"), actor())
 
 
 # ================================================================ tasks
@@ -396,8 +378,8 @@ def create_task(data):
     the caller's own."""
     if not data.get("owner_id"):
         data["owner_id"] = current_caller().id
-    _require_active_staff("owner_id", data["owner_id"])
-    return rpc.call(SALES, "create_task", data, _actor())
+    require_active_staff("owner_id", data["owner_id"])
+    return rpc.call(SALES, "create_task", data, actor())
 
 
 @tasks_blp.route("/tasks", methods=["GET"])
@@ -418,7 +400,7 @@ def list_tasks(query):
 def complete_task(data, task_id):
     """Mark a task done, with an optional ``result``; it stays as history (409 if done
     already)."""
-    return rpc.call(SALES, "complete_task", task_id, data.get("result"), _actor())
+    return rpc.call(SALES, "complete_task", task_id, data.get("result"), actor())
 
 
 @tasks_blp.route("/tasks/<task_id>/urge", methods=["POST"])
@@ -427,4 +409,4 @@ def complete_task(data, task_id):
 def urge_task(task_id):
     """催办: urge the owner of an open task past its due time (``urge_count`` + 1, the owner is
     notified); 409 when the task is done or not yet due."""
-    return rpc.call(SALES, "urge_task", task_id, _actor())
+    return rpc.call(SALES, "urge_task", task_id, actor())

@@ -15,8 +15,9 @@ from flask_smorest import Blueprint
 
 from crm_kit.errors import InvalidInput, NotFound
 from crm_gateway import rpc
-from crm_gateway.auth import current_caller, staff_directory
-from crm_gateway.blueprints import AUTH_ERRORS, RPC_ERRORS, error_responses
+from crm_gateway.auth import staff_directory
+from crm_gateway.blueprints import (AUTH_ERRORS, RPC_ERRORS, actor, error_responses,
+                                     given_filters, require_active_staff)
 from crm_gateway.schemas.service_desk import (
     AgentInSchema, AgentRegistrySchema, AgentSchema, AppointmentInSchema, AppointmentSchema,
     ArticleCreateSchema, ArticlePageSchema, ArticleQuerySchema, ArticleSchema,
@@ -44,28 +45,9 @@ service_desk_settings_blp = Blueprint("service desk settings", __name__, url_pre
 BLUEPRINTS = (tickets_blp, kb_blp, service_desk_settings_blp)
 
 
-def _actor():
-    return current_caller().actor
-
-
-def _filters(query, names):
-    """The list filters the caller gave (``False`` is a filter; absent and empty are not)."""
-    return {name: query[name] for name in names if query.get(name) not in (None, "")}
-
-
 def _page(method, query, names):
-    return rpc.call(SERVICE_DESK, method, _filters(query, names), query["page"],
+    return rpc.call(SERVICE_DESK, method, given_filters(query, names), query["page"],
                     query["per_page"])
-
-
-def _require_active_staff(field, staff_id):
-    """``assignee_id``, ``technician_id`` and the like must name an active staff account
-    (a value of the wrong JSON type was refused already; ``null`` is left to the service)."""
-    if not isinstance(staff_id, str) or not staff_id:
-        return
-    staff = staff_directory().get(staff_id)
-    if staff is None or not staff.active:
-        raise InvalidInput({field: ["is not an active staff member"]})
 
 
 # ================================================================ tickets
@@ -80,7 +62,7 @@ def create_ticket(data):
     look like its description (``suggested_articles``, best first). The service assigns it
     to a registered agent when one fits (then ``assigned``). An unknown customer, unit or
     lease → 422 naming the field."""
-    return rpc.call(SERVICE_DESK, "create_ticket", data, _actor())
+    return rpc.call(SERVICE_DESK, "create_ticket", data, actor())
 
 
 @tickets_blp.route("/tickets", methods=["GET"])
@@ -113,8 +95,8 @@ def assign_ticket(data, ticket_id):
     """Give the ticket to a staff member (an active one, else 422 on ``assignee_id``); a new
     ticket becomes ``assigned``. 409 when the ticket is closed."""
     assignee_id = data.get("assignee_id")
-    _require_active_staff("assignee_id", assignee_id)
-    return rpc.call(SERVICE_DESK, "assign_ticket", ticket_id, assignee_id, _actor())
+    require_active_staff("assignee_id", assignee_id)
+    return rpc.call(SERVICE_DESK, "assign_ticket", ticket_id, assignee_id, actor())
 
 
 @tickets_blp.route("/tickets/<ticket_id>/status", methods=["POST"])
@@ -126,7 +108,7 @@ def change_ticket_status(data, ticket_id):
     ``resolved``, ``closed`` …) with an optional ``note``; a transition the workflow does not
     allow → 409. Recorded in the ticket's history."""
     return rpc.call(SERVICE_DESK, "change_ticket_status", ticket_id, data.get("status"),
-                    data.get("note"), _actor())
+                    data.get("note"), actor())
 
 
 @tickets_blp.route("/tickets/<ticket_id>/comments", methods=["POST"])
@@ -136,7 +118,7 @@ def change_ticket_status(data, ticket_id):
 def add_comment(data, ticket_id):
     """A comment on the ticket by the caller (a staff member's first reply meets the
     first-response target)."""
-    return rpc.call(SERVICE_DESK, "add_comment", ticket_id, data.get("body"), _actor())
+    return rpc.call(SERVICE_DESK, "add_comment", ticket_id, data.get("body"), actor())
 
 
 @tickets_blp.route("/tickets/<ticket_id>/appointment", methods=["POST"])
@@ -146,8 +128,8 @@ def add_comment(data, ticket_id):
 def book_appointment(data, ticket_id):
     """Book an on-site visit (上门) for the ticket: the technician (an active staff member;
     default set by the service) already booked at an overlapping time → 409."""
-    _require_active_staff("technician_id", data.get("technician_id"))
-    return rpc.call(SERVICE_DESK, "book_appointment", ticket_id, data, _actor())
+    require_active_staff("technician_id", data.get("technician_id"))
+    return rpc.call(SERVICE_DESK, "book_appointment", ticket_id, data, actor())
 
 
 @tickets_blp.route("/tickets/<ticket_id>/feedback", methods=["POST"])
@@ -157,7 +139,7 @@ def book_appointment(data, ticket_id):
 def record_feedback(data, ticket_id):
     """Record the customer's satisfaction (``rating`` 1-5, ``comment``) with a resolved or
     closed ticket, once (409 otherwise); answers the ticket with its ``feedback``."""
-    return rpc.call(SERVICE_DESK, "record_feedback", ticket_id, data, _actor())
+    return rpc.call(SERVICE_DESK, "record_feedback", ticket_id, data, actor())
 
 
 @tickets_blp.route("/tickets/<ticket_id>/reopen", methods=["POST"])
@@ -166,7 +148,7 @@ def record_feedback(data, ticket_id):
 @error_responses(tickets_blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def reopen_ticket(data, ticket_id):
     """Reopen a resolved or closed ticket with a ``reason`` (``reopened``; 409 otherwise)."""
-    return rpc.call(SERVICE_DESK, "reopen_ticket", ticket_id, data.get("reason"), _actor())
+    return rpc.call(SERVICE_DESK, "reopen_ticket", ticket_id, data.get("reason"), actor())
 
 
 # ================================================================ knowledge base
@@ -177,7 +159,7 @@ def reopen_ticket(data, ticket_id):
 @error_responses(kb_blp, *AUTH_ERRORS, *RPC_ERRORS)
 def create_article(data):
     """A knowledge-base article: a ``symptom`` and its ``solution``, with ``tags``."""
-    return rpc.call(SERVICE_DESK, "create_article", data, _actor())
+    return rpc.call(SERVICE_DESK, "create_article", data, actor())
 
 
 @kb_blp.route("/kb/articles", methods=["GET"])
@@ -216,7 +198,7 @@ def search_articles(query):
 def ticket_to_article(data, ticket_id):
     """Turn a solved ticket into an article (``source_ticket_id``): the given fields, the rest
     from the ticket."""
-    return rpc.call(SERVICE_DESK, "ticket_to_article", ticket_id, data, _actor())
+    return rpc.call(SERVICE_DESK, "ticket_to_article", ticket_id, data, actor())
 
 
 # ================================================================ settings
@@ -243,8 +225,8 @@ def set_agent(data, staff_id):
         raise NotFound(f"No staff member {staff_id}.", {"staff_id": staff_id})
     if not staff.active and data.get("active") is not False:
         raise InvalidInput({"staff_id": ["is not an active staff member"]})
-    _require_active_staff("supervisor_id", data.get("supervisor_id"))
-    return rpc.call(SERVICE_DESK, "set_agent", staff_id, data, _actor())
+    require_active_staff("supervisor_id", data.get("supervisor_id"))
+    return rpc.call(SERVICE_DESK, "set_agent", staff_id, data, actor())
 
 
 @service_desk_settings_blp.route("/service-desk/sla-policy", methods=["GET"])
@@ -261,4 +243,4 @@ def get_sla_policy():
 @error_responses(service_desk_settings_blp, *AUTH_ERRORS, *RPC_ERRORS)
 def set_sla_policy(data):
     """Change SLA targets or the calendar; answers the policy in force (new tickets only)."""
-    return rpc.call(SERVICE_DESK, "set_sla_policy", data, _actor())
+    return rpc.call(SERVICE_DESK, "set_sla_policy", data, actor())
