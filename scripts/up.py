@@ -26,6 +26,7 @@ SERVICES = [
     ("customer", "customer_service.service:CustomerService"),
     ("sales", "sales_service.service:SalesService"),
     ("service_desk", "service_desk_service.service:ServiceDeskService"),
+    ("marketing", "marketing_service.service:MarketingService"),
 ]
 STOP_TIMEOUT = 25.0
 

@@ -86,6 +86,20 @@ def transaction(factory):
         session.close()
 
 
+def insert_new(session, model, rows):
+    """Insert ``rows`` (dicts) into ``model``'s table, silently keeping the rows that exist
+    already (a unique key taken): ``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL.
+    For work that two instances may do at once (count afterwards if the number matters: a
+    driver's row count of a many-row statement is not reliable)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(model).on_conflict_do_nothing(), rows)
+
+
 class WorkerDb:
     """What a worker sees as ``self.db``."""
 

@@ -1,4 +1,6 @@
 """Loading a request's data through a marshmallow schema, the same way in every service."""
+from decimal import Decimal, InvalidOperation
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from crm_kit.errors import InvalidInput
@@ -47,3 +49,31 @@ def load_filters(schema, filters):
 def page(page_number, per_page, default=50, most=200):
     """``(page, per_page)`` of a list call, clamped to 1.. and 1..``most``."""
     return max(int(page_number or 1), 1), min(max(int(per_page or default), 1), most)
+
+
+MAX_MONEY = Decimal("99999999.99")
+
+
+class MoneyField(fields.Field):
+    """A non-negative amount with at most two decimal places, from a string or an integer."""
+
+    default_error_messages = {
+        "invalid": "must be an amount like \"3500.00\" (a string, at most two decimals)",
+        "range": "must be between 0.00 and 99,999,999.99",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.make_error("invalid")
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise self.make_error("invalid") from None
+        if not amount.is_finite() or amount.as_tuple().exponent < -2:
+            raise self.make_error("invalid")
+        if not Decimal("0") <= amount <= MAX_MONEY:
+            raise self.make_error("range")
+        return amount.quantize(Decimal("0.01"))
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else f"{value:.2f}"

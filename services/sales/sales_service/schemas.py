@@ -5,41 +5,13 @@ decimal string (or integer) with at most two places; floats are refused so no bi
 can creep in.
 """
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from crm_kit.validation import (  # noqa: F401  (schemas.load & co. are what the logic calls)
-    StrictSchema, id_field, load, load_filters, text_field)
+    MoneyField, StrictSchema, id_field, load, load_filters, text_field)
 from sales_service import vocabulary as v
-
-MAX_MONEY = Decimal("99999999.99")
-
-
-class MoneyField(fields.Field):
-    """A non-negative amount with at most two decimal places, from a string or an integer."""
-
-    default_error_messages = {
-        "invalid": "must be an amount like \"3500.00\" (a string, at most two decimals)",
-        "range": "must be between 0.00 and 99,999,999.99",
-    }
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise self.make_error("invalid")
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise self.make_error("invalid") from None
-        if not amount.is_finite() or amount.as_tuple().exponent < -2:
-            raise self.make_error("invalid")
-        if not Decimal("0") <= amount <= MAX_MONEY:
-            raise self.make_error("range")
-        return amount.quantize(Decimal("0.01"))
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else f"{value:.2f}"
-
 
 def positive(error="must be more than 0.00"):
     return validate.Range(min=Decimal("0.01"), error=error)

@@ -1,0 +1,149 @@
+"""The delivery log: composing each recipient's message, sending it through its channel,
+and what became of it (queued → sent → delivered, or failed; skipped with a reason).
+
+Campaigns and care rules both come here with rows of ``audience.COLUMNS``; ``compose`` decides
+per customer: skipped (erased, archived, no consent for the channel, no address on it, a
+template field the customer lacks) or queued with the personalised body. The dispatcher sends
+queued messages in batches; on PostgreSQL two instances claim disjoint batches
+(``FOR UPDATE SKIP LOCKED``), so nobody gets a message twice.
+"""
+from sqlalchemy import func, or_, select, update
+
+from crm_kit.envelope import now
+from crm_kit.errors import Conflict, NotFound
+from crm_kit.outbox import record_event, record_events
+from marketing_service import channels, schemas, templates
+from marketing_service import vocabulary as v
+from marketing_service.models import Message
+
+BATCH = 500
+
+
+def recipient_values(row, extra=None):
+    """The fields a template may name, for one row of ``audience.COLUMNS``."""
+    values = {field: getattr(row, field) for field in v.CUSTOMER_FIELDS}
+    if extra:
+        values.update(extra)
+    return values
+
+
+def compose(row, channel, template, extra=None, capped=False):
+    """``{status, skip_reason, recipient, body, error}`` of one customer's message."""
+    def skipped(reason, error=None):
+        return {"status": "skipped", "skip_reason": reason, "recipient": None, "body": None,
+                "error": error}
+
+    if row.erased:
+        return skipped("erased")
+    if row.archived:
+        return skipped("archived")
+    if not (row.consent or {}).get(v.CHANNEL_CONSENT[channel]):
+        return skipped("no_consent")
+    address = getattr(row, v.CHANNEL_ADDRESS[channel])
+    if not address:
+        return skipped("no_address")
+    if capped:
+        return skipped("frequency_cap")
+    try:
+        body = templates.render(template, recipient_values(row, extra))
+    except templates.MissingField as exc:
+        return skipped("missing_field", f"the customer has no {exc.args[0]}")
+    return {"status": "queued", "skip_reason": None, "recipient": address, "body": body,
+            "error": None}
+
+
+def to_dict(m):
+    return {"id": str(m.id), "customer_id": m.customer_id, "campaign_id": m.campaign_id,
+            "care_rule_id": m.care_rule_id, "occasion": m.occasion, "channel": m.channel,
+            "recipient": m.recipient, "body": m.body, "status": m.status,
+            "skip_reason": m.skip_reason, "error": m.error, "attempts": m.attempts,
+            "created_at": m.created_at.isoformat(),
+            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+            "delivered_at": m.delivered_at.isoformat() if m.delivered_at else None}
+
+
+def get(session, message_id, for_update=False):
+    try:
+        key = int(message_id)
+    except (TypeError, ValueError):
+        key = None
+    message = session.get(Message, key, with_for_update=for_update) if key else None
+    if message is None:
+        raise NotFound(f"message {message_id} does not exist", {"message_id": message_id})
+    return message
+
+
+def search(session, filters, page, per_page):
+    filters = schemas.load_filters(schemas.message_filters, filters)
+    query = select(Message)
+    for field, value in filters.items():
+        query = query.where(getattr(Message, field) == value)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Message.id.desc())
+                           .offset((page - 1) * per_page).limit(per_page)).all()
+    return {"items": [to_dict(m) for m in rows], "total": total, "page": page,
+            "per_page": per_page}
+
+
+# -- sending -------------------------------------------------------------------------------
+def _event(message, moment_field):
+    return {"message_id": str(message.id), "customer_id": message.customer_id,
+            "campaign_id": message.campaign_id, "care_rule_id": message.care_rule_id,
+            "channel": message.channel, moment_field: now().isoformat()}
+
+
+def dispatch(session, adapters, batch=BATCH):
+    """Send one batch of due queued messages; ``{sent, delivered, failed, retry}`` counts."""
+    moment = now()
+    due = session.scalars(
+        select(Message).where(Message.status == "queued",
+                              or_(Message.next_attempt_at.is_(None),
+                                  Message.next_attempt_at <= moment))
+        .order_by(Message.id).limit(batch).with_for_update(skip_locked=True)).all()
+    counts = {"sent": 0, "delivered": 0, "failed": 0, "retry": 0}
+    by_channel = {}
+    for message in due:
+        by_channel.setdefault(message.channel, []).append(message)
+    changes, events = [], []
+    for channel, messages in by_channel.items():
+        outcomes = adapters[channel].send([
+            {"id": m.id, "customer_id": m.customer_id, "channel": m.channel,
+             "recipient": m.recipient, "body": m.body, "attempts": m.attempts}
+            for m in messages])
+        for m in messages:
+            outcome = outcomes[m.id]
+            counts[outcome.status] += 1
+            change = {"id": m.id, "attempts": m.attempts + 1, "error": outcome.error}
+            if outcome.status in ("sent", "delivered"):
+                change.update(status=outcome.status, sent_at=moment, next_attempt_at=None)
+                events.append(("message.sent", _event(m, "sent_at")))
+                if outcome.status == "delivered":
+                    change["delivered_at"] = moment
+                    events.append(("message.delivered", _event(m, "delivered_at")))
+            elif outcome.status == "failed":
+                change.update(status="failed", next_attempt_at=None)
+            else:
+                change["next_attempt_at"] = moment + channels.retry_delay(m.attempts + 1)
+            changes.append(change)
+    if changes:
+        session.execute(update(Message), changes)  # one executemany by primary key
+        record_events(session, events)
+    return counts
+
+
+def record_receipt(session, message_id, data):
+    """A provider's delivery receipt. A repeat of the same receipt changes nothing."""
+    data = schemas.load(schemas.receipt_schema, data)
+    message = get(session, message_id, for_update=True)
+    if message.status == data["status"]:
+        return message
+    if message.status not in ("sent",):
+        raise Conflict(f"message {message_id} is {message.status}: only a sent message takes "
+                       "a receipt", {"status": message.status})
+    message.status = data["status"]
+    if data["status"] == "delivered":
+        message.delivered_at = now()
+        record_event(session, "message.delivered", _event(message, "delivered_at"))
+    else:
+        message.error = data.get("error") or "the provider reported a failure"
+    return message
