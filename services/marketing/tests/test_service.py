@@ -1,0 +1,134 @@
+"""The marketing service as it runs, beside the real customer and sales services, on the real
+RabbitMQ with SQLite and PostgreSQL: its copy of customers and leases comes from their events,
+a campaign reaches the segment through the delivery log, a response opens a lead in sales and the
+lease won with it shows in the campaign's stats; care rules greet once; erasure reaches the log."""
+from datetime import date, timedelta
+
+import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from crm_kit.errors import Conflict, InvalidInput
+from crm_kit.testing import EventTap, wait_until
+
+MARKETER = {"id": "mkt-1", "roles": ["marketer"]}
+MANAGER = {"id": "staff-1", "roles": ["customer_manager"]}
+
+
+@pytest.fixture
+def services(start_service, database_url, postgres_database, tmp_path):
+    def url(name):
+        if database_url.startswith("sqlite"):
+            return f"sqlite:///{tmp_path / (name + '.db')}"
+        return postgres_database(name)
+
+    start_service("customer_service.service:CustomerService", url("customer"), name="customer")
+    start_service("sales_service.service:SalesService", url("sales"), name="sales")
+    return start_service("marketing_service.service:MarketingService", database_url,
+                         name="marketing", env={"CRM_MARKETING_DISPATCH_SECONDS": "0.2"})
+
+
+@pytest.fixture
+def rpc(amqp_uri):
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=15) as proxy:
+        yield proxy
+
+
+def customer(rpc, name, mobile, **fields):
+    data = {"name": name, "mobile": mobile, "owner_id": "staff-1", "district": "高新区",
+            "consent": {"sms": True, "email": True, "wechat": True, "in_app": True}, **fields}
+    return rpc.customer.create_customer(data, MANAGER)
+
+
+def size(rpc, segment_id):
+    return rpc.marketing.preview_segment(segment_id, 1, 200)["total"]
+
+
+def test_campaign_from_segment_to_lease_won(services, rpc, amqp_uri):
+    tap = EventTap(amqp_uri, "marketing")
+    tech = [customer(rpc, f"程序员{i}", f"1390000000{i}", industry="software", tags=["tech"])
+            for i in range(4)]
+    silent = customer(rpc, "不打扰", "13900000009", industry="software", tags=["tech"],
+                      consent={"sms": False})
+    customer(rpc, "别的行业", "13900000010", industry="finance", tags=["finance"])
+    segment = rpc.marketing.create_segment({"name": "科技人", "rules": {"tags": ["tech"]}},
+                                           MARKETER)
+    wait_until(lambda: size(rpc, segment["id"]) == 5, message="customers copied from events")
+
+    campaign = rpc.marketing.create_campaign({
+        "name": "高新区新房源", "segment_id": segment["id"], "channel": "sms",
+        "template": "{name}您好，{district}有新房源", "cost": "500.00"}, MARKETER)
+    assert campaign["status"] == "draft" and campaign["cost"] == "500.00"
+    launched = rpc.marketing.launch_campaign(campaign["id"], MARKETER)
+    assert launched["status"] == "launching"
+    with pytest.raises(Conflict):
+        rpc.marketing.launch_campaign(campaign["id"], MARKETER)
+
+    stats = wait_until(lambda: (lambda s: s if s["status"] == "completed" else None)(
+        rpc.marketing.campaign_stats(campaign["id"])), message="campaign sent")
+    assert (stats["audience"], stats["recipients"], stats["skipped"]) == (5, 4, {"no_consent": 1})
+    assert (stats["delivered"], stats["delivery_rate"]) == (4, 1.0)
+    log = rpc.marketing.list_messages({"campaign_id": campaign["id"]}, 1, 50)["items"]
+    bodies = {m["customer_id"]: m["body"] for m in log}
+    assert bodies[tech[0]["id"]] == "程序员0您好，高新区有新房源"
+    assert bodies[silent["id"]] is None
+    assert {m["status"] for m in log} == {"delivered", "skipped"}
+    tap.wait_for(lambda e: e["type"] == "campaign.launched", message="campaign.launched")
+    tap.wait_for(lambda e: e["type"] == "message.delivered"
+                 and e["data"]["customer_id"] == tech[0]["id"], message="message.delivered")
+
+    # a response opens a lead in sales; the lease won with it is the campaign's
+    with pytest.raises(InvalidInput) as refused:
+        rpc.marketing.record_response(campaign["id"], {"customer_id": silent["id"]}, MANAGER)
+    assert "customer_id" in refused.value.args[1]
+    rpc.marketing.record_response(campaign["id"], {"customer_id": tech[0]["id"],
+                                                   "response": "想看两居室"}, MANAGER)
+    with pytest.raises(Conflict):
+        rpc.marketing.record_response(campaign["id"], {"customer_id": tech[0]["id"]}, MANAGER)
+    lead = wait_until(lambda: rpc.sales.list_opportunities(
+        {"customer_id": tech[0]["id"]}, 1, 10)["items"], message="lead opened in sales")[0]
+    assert (lead["source"], lead["campaign_id"]) == ("campaign", campaign["id"])
+    unit = rpc.sales.create_unit({"code": "GX-0801", "building": "A栋", "district": "高新区",
+                                  "layout": "2b1b", "area_sqm": "60.00", "floor": 8,
+                                  "monthly_rent": "4200.00"}, MANAGER)
+    start = date.today()
+    rpc.sales.sign_lease({"customer_id": tech[0]["id"], "unit_id": unit["id"],
+                          "opportunity_id": lead["id"], "start_date": start.isoformat(),
+                          "end_date": (start + timedelta(days=364)).isoformat(),
+                          "monthly_rent": "4200.00", "deposit": "4200.00",
+                          "payment_cycle": "monthly"}, MANAGER)
+    stats = wait_until(lambda: (lambda s: s if s["leases_won"] == 1 else None)(
+        rpc.marketing.campaign_stats(campaign["id"])), message="lease won counted")
+    assert (stats["responses"], stats["opportunities"]) == (1, 1)
+    assert stats["cost_per_lease"] == "500.00"
+
+    # the lease is in marketing's copy: a lease-facts segment finds the tenant
+    ending = rpc.marketing.create_segment(
+        {"name": "一年内到期", "rules": {"lease_ends_within_days": 366}}, MARKETER)
+    assert [m["customer_id"] for m in rpc.marketing.preview_segment(ending["id"], 1, 50)
+            ["items"]] == [tech[0]["id"]]
+    tap.close()
+
+
+def test_care_rules_greet_once_and_erasure_reaches_the_log(services, rpc):
+    today = date.today()
+    birthday = today.replace(year=1996) if not (today.month == 2 and today.day == 29) \
+        else date(1996, 2, 29)
+    person = customer(rpc, "寿星", "13700000001", birthday=birthday.isoformat())
+    customer(rpc, "别人", "13700000002", birthday="1990-01-01" if today.strftime("%m-%d")
+             != "01-01" else "1990-01-02")
+    rule = rpc.marketing.create_care_rule({"kind": "birthday", "channel": "in_app",
+                                           "template": "{name}，生日快乐！"}, MARKETER)
+    wait_until(lambda: rpc.marketing.resync_audience()["customers"] >= 2,
+               message="customers visible to marketing")
+    wait_until(lambda: rpc.marketing.run_care_rules(today.isoformat()) is not None
+               and rpc.marketing.list_messages({"care_rule_id": rule["id"]}, 1, 10)["total"]
+               == 1, message="birthday greeting recorded")
+    assert rpc.marketing.run_care_rules(today.isoformat()) == {rule["id"]: 0}  # once
+    message = wait_until(lambda: [m for m in rpc.marketing.list_messages(
+        {"customer_id": person["id"]}, 1, 10)["items"] if m["status"] == "delivered"],
+        message="greeting delivered")[0]
+    assert message["body"] == "寿星，生日快乐！" and message["recipient"] == person["id"]
+
+    rpc.customer.erase_customer(person["id"], {"id": "admin", "roles": ["admin"]})
+    wait_until(lambda: rpc.marketing.get_message(message["id"])["body"] == "(erased)",
+               message="erasure reached the delivery log")
