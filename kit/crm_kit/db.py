@@ -86,6 +86,17 @@ def transaction(factory):
         session.close()
 
 
+def paginate(session, query, page, per_page, serialize):
+    """One page of ``query`` (already ordered) as the API's list:
+    ``{items: [serialize(row)...], total, page, per_page}``."""
+    from sqlalchemy import func, select
+
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = session.scalars(query.offset((page - 1) * per_page).limit(per_page)).all()
+    return {"items": [serialize(row) for row in rows], "total": total, "page": page,
+            "per_page": per_page}
+
+
 def insert_new(session, model, rows):
     """Insert ``rows`` (dicts) into ``model``'s table, silently keeping the rows that exist
     already (a unique key taken): ``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL.

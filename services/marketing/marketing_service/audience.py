@@ -123,7 +123,8 @@ def scored(session, data, envelope):
 
 # -- lease and opportunity events ----------------------------------------------------------
 def apply_lease(session, data, envelope, lease_id=None, status=None):
-    """lease.signed / renewed / terminated / ended: the lease as the event tells it."""
+    """lease.signed / renewed / terminated / ended: the lease as the event tells it. A lease
+    some renewal names as its predecessor is ``renewed``, whichever event came first."""
     lease_id = lease_id or data["lease_id"]
     moment = instant(envelope["occurred_at"])
     lease = session.get(AudienceLease, lease_id, with_for_update=True)
@@ -136,8 +137,12 @@ def apply_lease(session, data, envelope, lease_id=None, status=None):
     lease.start_date = date.fromisoformat(data["start_date"])
     lease.end_date = date.fromisoformat(data["end_date"])
     lease.status = status or data["status"]
-    lease.renewed_from_id = data.get("renewed_from_id")
+    lease.renewed_from_id = data.get("renewed_from_id") or lease.renewed_from_id
+    lease.opportunity_id = data.get("opportunity_id") or lease.opportunity_id
     lease.updated_at = moment
+    if lease.status == "active" and session.scalar(select(AudienceLease.id).where(
+            AudienceLease.renewed_from_id == lease_id).limit(1)) is not None:
+        lease.status = "renewed"
     return lease
 
 
@@ -159,13 +164,16 @@ def lease_renewed(session, data, envelope):
 
 
 def opportunity_created(session, data):
-    """An opportunity from a campaign (source campaign, or a campaign_id given by sales)."""
+    """An opportunity from a campaign (source campaign, or a campaign_id given by sales); the
+    lease won with it may have been heard of first."""
     if not data.get("campaign_id"):
         return
     if session.get(CampaignOpportunity, data["opportunity_id"]) is None:
+        won = session.scalar(select(AudienceLease.id).where(
+            AudienceLease.opportunity_id == data["opportunity_id"]).limit(1))
         session.add(CampaignOpportunity(
             opportunity_id=data["opportunity_id"], campaign_id=data["campaign_id"],
-            customer_id=data["customer_id"], created_at=now()))
+            customer_id=data["customer_id"], lease_id=won, created_at=now()))
 
 
 # -- who matches a segment -----------------------------------------------------------------

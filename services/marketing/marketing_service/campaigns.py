@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from crm_kit import config
-from crm_kit.db import insert_new
+from crm_kit.db import insert_new, paginate
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, InvalidInput, NotFound
 from crm_kit.outbox import record_event
@@ -86,11 +86,7 @@ def search(session, filters, page, per_page):
     query = select(Campaign)
     for field, value in filters.items():
         query = query.where(getattr(Campaign, field) == value)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Campaign.created_at.desc(), Campaign.id)
-                           .offset((page - 1) * per_page).limit(per_page)).all()
-    return {"items": [to_dict(c) for c in rows], "total": total, "page": page,
-            "per_page": per_page}
+    return paginate(session, query.order_by(Campaign.created_at.desc(), Campaign.id), page, per_page, to_dict)
 
 
 # -- launching -----------------------------------------------------------------------------
@@ -248,8 +244,4 @@ def record_response(session, campaign_id, data, actor):
 def list_responses(session, campaign_id, page, per_page):
     get(session, campaign_id)
     query = select(CampaignResponse).where(CampaignResponse.campaign_id == campaign_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(CampaignResponse.received_at.desc())
-                           .offset((page - 1) * per_page).limit(per_page)).all()
-    return {"items": [response_to_dict(r) for r in rows], "total": total, "page": page,
-            "per_page": per_page}
+    return paginate(session, query.order_by(CampaignResponse.received_at.desc()), page, per_page, response_to_dict)

@@ -26,7 +26,7 @@ from datetime import date, timedelta
 from lunardate import LunarDate
 from sqlalchemy import func, select
 
-from crm_kit.db import insert_new
+from crm_kit.db import insert_new, paginate
 from crm_kit.envelope import now
 from crm_kit.errors import InvalidInput, NotFound
 from marketing_service import audience, clock, delivery, schemas
@@ -85,11 +85,7 @@ def search(session, filters, page, per_page):
     query = select(CareRule)
     for field, value in filters.items():
         query = query.where(getattr(CareRule, field) == value)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(CareRule.created_at, CareRule.id)
-                           .offset((page - 1) * per_page).limit(per_page)).all()
-    return {"items": [to_dict(r) for r in rows], "total": total, "page": page,
-            "per_page": per_page}
+    return paginate(session, query.order_by(CareRule.created_at, CareRule.id), page, per_page, to_dict)
 
 
 def parse_day(value):

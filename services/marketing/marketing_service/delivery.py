@@ -7,8 +7,9 @@ template field the customer lacks) or queued with the personalised body. The dis
 queued messages in batches; on PostgreSQL two instances claim disjoint batches
 (``FOR UPDATE SKIP LOCKED``), so nobody gets a message twice.
 """
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 
+from crm_kit.db import paginate
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, NotFound
 from crm_kit.outbox import record_event, record_events
@@ -78,11 +79,7 @@ def search(session, filters, page, per_page):
     query = select(Message)
     for field, value in filters.items():
         query = query.where(getattr(Message, field) == value)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Message.id.desc())
-                           .offset((page - 1) * per_page).limit(per_page)).all()
-    return {"items": [to_dict(m) for m in rows], "total": total, "page": page,
-            "per_page": per_page}
+    return paginate(session, query.order_by(Message.id.desc()), page, per_page, to_dict)
 
 
 # -- sending -------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ class AudienceLease(Base):
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date, index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    renewed_from_id: Mapped[str | None] = mapped_column(String(36))
+    renewed_from_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    opportunity_id: Mapped[str | None] = mapped_column(String(36), index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

@@ -5,6 +5,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from crm_kit.db import paginate
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, NotFound
 from marketing_service import audience, schemas
@@ -48,11 +49,7 @@ def search(session, filters, page, per_page):
     query = select(Segment)
     if filters.get("q"):
         query = query.where(Segment.name.contains(filters["q"], autoescape=True))
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Segment.name).offset((page - 1) * per_page)
-                           .limit(per_page)).all()
-    return {"items": [to_dict(s) for s in rows], "total": total, "page": page,
-            "per_page": per_page}
+    return paginate(session, query.order_by(Segment.name), page, per_page, to_dict)
 
 
 def preview(session, segment_id, page, per_page):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 17:00:06.742599
+Create Date: 2026-12-02 17:05:39.381278
 """
 from alembic import op
 import sqlalchemy as sa
@@ -129,12 +129,15 @@ def upgrade():
     sa.Column('end_date', sa.Date(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('renewed_from_id', sa.String(length=36), nullable=True),
+    sa.Column('opportunity_id', sa.String(length=36), nullable=True),
     sa.Column('updated_at', crm_kit.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('leases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_leases_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_leases_end_date'), ['end_date'], unique=False)
+        batch_op.create_index(batch_op.f('ix_leases_opportunity_id'), ['opportunity_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_leases_renewed_from_id'), ['renewed_from_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_leases_status'), ['status'], unique=False)
 
     op.create_table('messages',
@@ -235,6 +238,8 @@ def downgrade():
     op.drop_table('messages')
     with op.batch_alter_table('leases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_leases_status'))
+        batch_op.drop_index(batch_op.f('ix_leases_renewed_from_id'))
+        batch_op.drop_index(batch_op.f('ix_leases_opportunity_id'))
         batch_op.drop_index(batch_op.f('ix_leases_end_date'))
         batch_op.drop_index(batch_op.f('ix_leases_customer_id'))
 
