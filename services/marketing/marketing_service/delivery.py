@@ -4,9 +4,12 @@ and what became of it (queued → sent → delivered, or failed; skipped with a 
 Campaigns and care rules both come here with rows of ``audience.COLUMNS``; ``compose`` decides
 per customer: skipped (erased, archived, no consent for the channel, no address on it, a
 template field the customer lacks) or queued with the personalised body. The dispatcher sends
-queued messages in batches; on PostgreSQL two instances claim disjoint batches
-(``FOR UPDATE SKIP LOCKED``), so nobody gets a message twice.
+queued messages in batches: claim (a short transaction), send (no transaction open while a
+provider answers), settle (a short transaction). On PostgreSQL two instances claim disjoint
+batches (``FOR UPDATE SKIP LOCKED``), so nobody gets a message twice.
 """
+from datetime import timedelta
+
 from sqlalchemy import or_, select, update
 
 from crm_kit.db import paginate
@@ -18,6 +21,7 @@ from marketing_service import vocabulary as v
 from marketing_service.models import Message
 
 BATCH = 500
+CLAIM = timedelta(minutes=10)
 
 
 def recipient_values(row, extra=None):
@@ -84,48 +88,76 @@ def search(session, filters, page, per_page):
 
 # -- sending -------------------------------------------------------------------------------
 def _event(message, moment_field):
-    return {"message_id": str(message.id), "customer_id": message.customer_id,
-            "campaign_id": message.campaign_id, "care_rule_id": message.care_rule_id,
-            "channel": message.channel, moment_field: now().isoformat()}
+    return {"message_id": str(message["id"]), "customer_id": message["customer_id"],
+            "campaign_id": message["campaign_id"], "care_rule_id": message["care_rule_id"],
+            "channel": message["channel"], moment_field: now().isoformat()}
 
 
-def dispatch(session, adapters, batch=BATCH):
-    """Send one batch of due queued messages; ``{sent, delivered, failed, retry}`` counts."""
+def claim(session, batch=BATCH):
+    """Take up to ``batch`` due queued messages for sending: each is pushed ``CLAIM`` into
+    the future, so no other dispatcher (a second instance) takes it meanwhile, and a dispatcher
+    that dies before settling leaves it to be sent again when the claim runs out."""
     moment = now()
-    due = session.scalars(
-        select(Message).where(Message.status == "queued",
-                              or_(Message.next_attempt_at.is_(None),
-                                  Message.next_attempt_at <= moment))
+    due = session.execute(
+        select(Message.id, Message.customer_id, Message.campaign_id, Message.care_rule_id,
+               Message.channel, Message.recipient, Message.body, Message.attempts)
+        .where(Message.status == "queued",
+               or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= moment))
         .order_by(Message.id).limit(batch).with_for_update(skip_locked=True)).all()
-    counts = {"sent": 0, "delivered": 0, "failed": 0, "retry": 0}
+    if due:
+        session.execute(update(Message), [{"id": m.id, "next_attempt_at": moment + CLAIM}
+                                          for m in due])
+    return [m._asdict() for m in due]
+
+
+def send(claimed, adapters):
+    """Hand each claimed message to its channel's adapter (no database work here: a slow
+    provider holds no transaction open). ``{message id: Outcome}``."""
     by_channel = {}
-    for message in due:
-        by_channel.setdefault(message.channel, []).append(message)
-    changes, events = [], []
+    for message in claimed:
+        by_channel.setdefault(message["channel"], []).append(message)
+    outcomes = {}
     for channel, messages in by_channel.items():
-        outcomes = adapters[channel].send([
-            {"id": m.id, "customer_id": m.customer_id, "channel": m.channel,
-             "recipient": m.recipient, "body": m.body, "attempts": m.attempts}
-            for m in messages])
-        for m in messages:
-            outcome = outcomes[m.id]
-            counts[outcome.status] += 1
-            change = {"id": m.id, "attempts": m.attempts + 1, "error": outcome.error}
-            if outcome.status in ("sent", "delivered"):
-                change.update(status=outcome.status, sent_at=moment, next_attempt_at=None)
-                events.append(("message.sent", _event(m, "sent_at")))
-                if outcome.status == "delivered":
-                    change["delivered_at"] = moment
-                    events.append(("message.delivered", _event(m, "delivered_at")))
-            elif outcome.status == "failed":
-                change.update(status="failed", next_attempt_at=None)
-            else:
-                change["next_attempt_at"] = moment + channels.retry_delay(m.attempts + 1)
-            changes.append(change)
+        outcomes.update(adapters[channel].send(messages))
+    return outcomes
+
+
+def settle(session, claimed, outcomes):
+    """Write what became of each sent message; ``{sent, delivered, failed, retry}`` counts."""
+    moment = now()
+    counts = {"sent": 0, "delivered": 0, "failed": 0, "retry": 0}
+    changes, events = [], []
+    for m in claimed:
+        outcome = outcomes[m["id"]]
+        counts[outcome.status] += 1
+        change = {"id": m["id"], "attempts": m["attempts"] + 1, "error": outcome.error}
+        if outcome.status in ("sent", "delivered"):
+            change.update(status=outcome.status, sent_at=moment, next_attempt_at=None)
+            events.append(("message.sent", _event(m, "sent_at")))
+            if outcome.status == "delivered":
+                change["delivered_at"] = moment
+                events.append(("message.delivered", _event(m, "delivered_at")))
+        elif outcome.status == "failed":
+            change.update(status="failed", next_attempt_at=None)
+        else:
+            change["next_attempt_at"] = moment + channels.retry_delay(m["attempts"] + 1)
+        changes.append(change)
     if changes:
         session.execute(update(Message), changes)  # one executemany by primary key
         record_events(session, events)
     return counts
+
+
+def dispatch(transaction, adapters, batch=BATCH):
+    """Claim, send and settle one batch; ``transaction()`` opens each database step (the
+    service's ``self.db.transaction``). Returns the counts of ``settle``."""
+    with transaction() as session:
+        claimed = claim(session, batch)
+    if not claimed:
+        return {"sent": 0, "delivered": 0, "failed": 0, "retry": 0}
+    outcomes = send(claimed, adapters)
+    with transaction() as session:
+        return settle(session, claimed, outcomes)
 
 
 def record_receipt(session, message_id, data):
@@ -140,7 +172,10 @@ def record_receipt(session, message_id, data):
     message.status = data["status"]
     if data["status"] == "delivered":
         message.delivered_at = now()
-        record_event(session, "message.delivered", _event(message, "delivered_at"))
+        record_event(session, "message.delivered", _event(
+            {"id": message.id, "customer_id": message.customer_id,
+             "campaign_id": message.campaign_id, "care_rule_id": message.care_rule_id,
+             "channel": message.channel}, "delivered_at"))
     else:
         message.error = data.get("error") or "the provider reported a failure"
     return message

@@ -168,8 +168,7 @@ class MarketingService(CrmService):
                     more = campaigns.record_chunk(session, campaign_id)
         totals = {"sent": 0, "delivered": 0, "failed": 0, "retry": 0}
         while time.monotonic() < deadline:
-            with self.db.transaction() as session:
-                counts = delivery.dispatch(session, self.channels)
+            counts = delivery.dispatch(self.db.transaction, self.channels)
             for key, value in counts.items():
                 totals[key] += value
             if sum(counts.values()) < delivery.BATCH:
