@@ -25,8 +25,8 @@ class System:
                     "CRM_CUSTOMER_METRICS_PORT": str(self.customer_port),
                     "CRM_ADMIN_USERNAME": ADMIN[0], "CRM_ADMIN_PASSWORD": ADMIN[1],
                     "CRM_RPC_TIMEOUT": "3",
-                    # ready means every service of up.py answers, the service desk too
-                    "CRM_GATEWAY_READY_SERVICES": "customer,sales,service_desk"}
+                    # ready means every service of up.py answers
+                    "CRM_GATEWAY_READY_SERVICES": "customer,sales,service_desk,marketing"}
         self.process = None
 
     @property

@@ -53,14 +53,16 @@ def _items(result):
 
 
 def _mask_personal_data(value, roles):
-    """Other services' records may repeat a customer's mobile or ID number: mask them too."""
+    """Other services' records may repeat a customer's mobile or ID number: mask them too
+    (a delivery-log message's ``recipient`` is the mobile when it went by SMS)."""
     if isinstance(value, list):
         return [_mask_personal_data(item, roles) for item in value]
     if not isinstance(value, dict):
         return value
     masked = {}
     for key, item in value.items():
-        if key == "mobile" and isinstance(item, str) and not roles & FULL_MOBILE:
+        is_mobile = key == "mobile" or (key == "recipient" and value.get("channel") == "sms")
+        if is_mobile and isinstance(item, str) and not roles & FULL_MOBILE:
             masked[key] = mask_mobile(item)
         elif key == "id_number" and isinstance(item, str) and not roles & FULL_ID_NUMBER:
             masked[key] = mask_id_number(item)

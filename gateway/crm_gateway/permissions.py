@@ -47,6 +47,13 @@ FEEDBACK_RECORDERS = frozenset({ADMIN, CUSTOMER_MANAGER, SERVICE_AGENT})
 KB_WRITERS = frozenset({ADMIN, SALES_SUPERVISOR, SERVICE_AGENT, TECHNICIAN})
 SERVICE_DESK_MANAGERS = frozenset({ADMIN, SALES_SUPERVISOR})  # agents registry, SLA policy
 SERVICE_DESK_SETTINGS_READERS = SERVICE_DESK_MANAGERS | {EXECUTIVE}
+# marketing (the marketing service). A delivery provider's integration posts its receipts
+# with a marketer account of its own (a staff account holding only the marketer role).
+MARKETING_WRITERS = frozenset({ADMIN, MARKETER})  # segments, campaigns, care rules, receipts
+MARKETING_READERS = MARKETING_WRITERS | {EXECUTIVE, SALES_SUPERVISOR}
+RESPONSE_RECORDERS = frozenset({ADMIN, MARKETER, SALES_SUPERVISOR, CUSTOMER_MANAGER})
+RESPONSE_READERS = MARKETING_READERS | {CUSTOMER_MANAGER}
+MESSAGE_READERS = MARKETING_READERS | {CUSTOMER_MANAGER, SERVICE_AGENT}  # the delivery log
 
 API = "/api/v1"
 
@@ -164,6 +171,33 @@ ROUTES = {
     f"PUT {API}/service-desk/agents/<staff_id>": SERVICE_DESK_MANAGERS,
     f"GET {API}/service-desk/sla-policy": SERVICE_DESK_SETTINGS_READERS,
     f"PUT {API}/service-desk/sla-policy": SERVICE_DESK_MANAGERS,
+    # segments and campaigns (营销): marketers (and admins) define audiences, write, launch
+    # and measure campaigns; executives and sales supervisors read them, their previews and
+    # their figures. A customer's answer to a campaign is recorded by whoever hears it
+    # (marketers, customer managers, supervisors): it opens an opportunity
+    f"POST {API}/segments": MARKETING_WRITERS,
+    f"GET {API}/segments": MARKETING_READERS,
+    f"GET {API}/segments/<segment_id>": MARKETING_READERS,
+    f"GET {API}/segments/<segment_id>/preview": MARKETING_READERS,
+    f"POST {API}/campaigns": MARKETING_WRITERS,
+    f"GET {API}/campaigns": MARKETING_READERS,
+    f"GET {API}/campaigns/<campaign_id>": MARKETING_READERS,
+    f"POST {API}/campaigns/<campaign_id>/launch": MARKETING_WRITERS,
+    f"GET {API}/campaigns/<campaign_id>/stats": MARKETING_READERS,
+    f"POST {API}/campaigns/<campaign_id>/responses": RESPONSE_RECORDERS,
+    f"GET {API}/campaigns/<campaign_id>/responses": RESPONSE_READERS,
+    # care rules (客户关怀): as campaigns; running them by hand too (the service's timer
+    # runs them every day anyway)
+    f"POST {API}/care-rules": MARKETING_WRITERS,
+    f"GET {API}/care-rules": MARKETING_READERS,
+    f"PATCH {API}/care-rules/<rule_id>": MARKETING_WRITERS,
+    f"POST {API}/care-rules/run": MARKETING_WRITERS,
+    # the delivery log: marketing's readers, and the staff who talk to customers ("did you
+    # get our message?"); receipts come from the delivery provider's integration, which signs
+    # in with a marketer account
+    f"GET {API}/messages": MESSAGE_READERS,
+    f"GET {API}/messages/<message_id>": MESSAGE_READERS,
+    f"POST {API}/messages/<message_id>/receipts": MARKETING_WRITERS,
 }
 
 

@@ -11,8 +11,8 @@ service, on the real broker.
   vhost, for what must not happen to the shared one: paused (504), database broken (500),
   stopped (503); ``spare_customer_service_on_postgresql``: the same on PostgreSQL.
 - ``sales_service``: the real sales service, for one test (the 360 view's sales sections);
-  ``other_services``: stand-ins of the services that do not exist yet (service_desk,
-  marketing, analytics; see ``other_services.py``), for one test.
+  ``other_services``: a slow or broken marketing and a stand-in analytics (which does not
+  exist yet; see ``other_services.py``), for one test.
 Tests share the customer service, never data: each creates its own customers (unique mobiles,
 ``gateway_support.unique_mobile``) and reads back only those.
 """

@@ -1,15 +1,16 @@
-"""Stand-ins of the services the 360 view reads that do not exist yet (marketing,
-analytics): real nameko services on the real broker, answering the RPCs of
-``crm_gateway.customer_360`` the way the gateway expects them (gateway/README.md), each in a
-way the view must handle:
+"""Stand-ins for the 360 view's faults and for a service that does not exist yet: real nameko
+services on the real broker, answering the RPCs of ``crm_gateway.customer_360`` the way the
+gateway expects them (gateway/README.md), each in a way the view must handle:
 
-- ``marketing``: ``slow`` (answers after the gateway's RPC timeout) or ``broken`` (a bug);
+- ``marketing``: a faulty one, ``slow`` (answers after the gateway's RPC timeout) or ``broken``
+  (a bug) — the real marketing service is neither, so its own tests
+  (``test_marketing_routes.py``) run the real one and these faults stay here;
 - ``analytics``: scores that repeat the customer's mobile and ID number (read from the real
   customer service) and echo what they were asked with — the view must mask whatever a
   section carries.
 
-The sales and service-desk services exist: the tests run the real ones. Delete a stand-in when
-its real service exists. Run: ``python other_services.py <amqp uri> slow|broken`` (the ``other_services``
+The sales, service-desk and marketing services exist: the other tests run the real ones.
+Delete the analytics stand-in when its real service exists. Run: ``python other_services.py <amqp uri> slow|broken`` (the ``other_services``
 fixture does).
 """
 import eventlet

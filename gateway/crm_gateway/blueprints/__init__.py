@@ -1,6 +1,7 @@
 """One flask-smorest blueprint per resource group: auth, staff, customers, ops, the
-leasing groups of ``leasing.py`` (units, opportunities, leases, tasks) and the service-desk
-groups of ``service_desk.py`` (tickets, knowledge base, service desk settings)."""
+leasing groups of ``leasing.py`` (units, opportunities, leases, tasks), the service-desk
+groups of ``service_desk.py`` (tickets, knowledge base, service desk settings) and the
+marketing groups of ``marketing.py`` (segments, campaigns, care rules, messages)."""
 
 # flask-smorest registers one component response per HTTP status, with the api.md error body
 # (GatewayApi.ERROR_SCHEMA); routes refer to them by these names

@@ -101,8 +101,8 @@ class CareRuleSchema(StrictSchema):
     days_before = fields.Integer(load_default=None, allow_none=True, strict=True,
                                  validate=validate.Range(1, 180))
 
-    @validates_schema
-    def _per_kind(self, data, partial=False, **_):
+    @validates_schema(skip_on_field_errors=False)  # one 422 names every bad field
+    def _per_kind(self, data, **_):
         kind = data.get("kind")
         if kind is None:
             return

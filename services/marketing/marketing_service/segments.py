@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_kit.db import paginate
 from crm_kit.envelope import now
-from crm_kit.errors import Conflict, NotFound
+from crm_kit.errors import Conflict, InvalidInput, NotFound
 from marketing_service import audience, schemas
 from marketing_service.models import AudienceCustomer, AudienceTag, Segment
 
@@ -30,7 +30,16 @@ def exists(session, segment_id):
 
 
 def create(session, data, actor):
-    data = schemas.load(schemas.segment_schema, data)
+    try:
+        data = schemas.load(schemas.segment_schema, data)
+    except InvalidInput as exc:  # name a bad rule "rules.<key>", as the contract says
+        details = dict(exc.details)
+        rules = details.pop("rules", None)
+        if isinstance(rules, dict):
+            details.update({f"rules.{key}": problems for key, problems in rules.items()})
+        elif rules is not None:
+            details["rules"] = rules
+        raise InvalidInput(details) from None
     moment = now()
     segment = Segment(id=str(uuid.uuid4()), name=data["name"].strip(),
                       description=data["description"], rules=data["rules"],
