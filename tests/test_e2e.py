@@ -173,3 +173,41 @@ def test_leasing_through_the_gateway_moves_the_customer_and_shows_in_the_360(sys
                 and view["profile"]["member"]["points"] == points and view)
     view = wait_until(settled, timeout=15, message="lease.signed and payment.received applied")
     assert view["leases"]["available"] and view["leases"]["items"][0]["id"] == body["id"]
+
+
+def test_a_campaign_reaches_its_segment_and_a_response_becomes_a_lead(system):
+    admin = Client(system.url, *ADMIN)
+    people = [admin.post("/customers", json={
+        "name": name, "mobile": mobile, "district": "武侯区", "tags": ["e2e-营销"],
+        "consent": {"sms": consent}}).json()
+        for name, mobile, consent in (("赵一", "13600136001", True), ("钱二", "13600136002", True),
+                                      ("孙三", "13600136003", False))]
+    segment = admin.post("/segments", json={"name": "武侯区营销", "rules": {"tags": ["e2e-营销"]}})
+    assert segment.status_code == 201, segment.text
+    segment_id = segment.json()["id"]
+    wait_until(lambda: admin.get(f"/segments/{segment_id}/preview").json()["total"] == 3,
+               timeout=15, message="marketing's copy of the customers")
+    bad = admin.post("/campaigns", json={"name": "x", "segment_id": segment_id, "channel": "sms",
+                                         "template": "{nickname}您好"})
+    assert bad.status_code == 422 and "template" in bad.json()["error"]["details"]
+    campaign = admin.post("/campaigns", json={
+        "name": "武侯新盘", "segment_id": segment_id, "channel": "sms",
+        "template": "{name}您好，{district}新房源开放预约", "cost": "300.00"}).json()
+    assert admin.post(f"/campaigns/{campaign['id']}/launch").status_code == 202
+
+    def completed():
+        stats = admin.get(f"/campaigns/{campaign['id']}/stats").json()
+        return stats["status"] == "completed" and stats
+    stats = wait_until(completed, timeout=20, message="campaign sent")
+    assert (stats["recipients"], stats["delivered"], stats["skipped"]) == (2, 2, {"no_consent": 1})
+    sent = admin.get("/messages", params={"customer_id": people[0]["id"]}).json()["items"]
+    assert [m["body"] for m in sent] == ["赵一您好，武侯区新房源开放预约"]
+
+    answer = admin.post(f"/campaigns/{campaign['id']}/responses",
+                        json={"customer_id": people[0]["id"], "response": "想预约看房"})
+    assert answer.status_code == 201, answer.text
+    lead = wait_until(lambda: admin.get("/opportunities", params={
+        "customer_id": people[0]["id"]}).json()["items"], timeout=15, message="lead opened")[0]
+    assert (lead["source"], lead["campaign_id"]) == ("campaign", campaign["id"])
+    view = admin.get(f"/customers/{people[0]['id']}/360").json()
+    assert view["messages"]["available"] and view["messages"]["items"][0]["body"] == sent[0]["body"]
