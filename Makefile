@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PACKAGES := -e kit -e services/customer -e services/sales -e services/service-desk -e services/marketing -e gateway
+PACKAGES := -e kit -e services/customer -e services/sales -e services/service-desk -e services/marketing -e services/analytics -e gateway
 STAMP := $(VENV)/.installed
 
 .PHONY: up test install bench clean

@@ -10,7 +10,7 @@
 """
 from nameko.rpc import rpc
 
-from crm_kit import inbox
+from crm_kit import inbox, outbox
 from crm_kit.db import Database
 from crm_kit.metrics import Metrics
 
@@ -29,6 +29,12 @@ class CrmService:
     def list_dead_letters(self, status="dead"):
         """Events a handler kept failing on (``status`` ``dead`` or ``replayed``; None for all)."""
         return inbox.list_dead_letters(self.db.provider, status)
+
+    @rpc
+    def event_history(self, after_id=0, limit=1000):
+        """The events this service published, in order, after outbox row ``after_id``:
+        ``{"events": [envelope, ...], "last_id": n}`` — how a consumer rebuilds its copy."""
+        return outbox.history(self.db.provider.sessionmaker, after_id, limit)
 
     @rpc
     def replay_dead_letters(self, ids=None):
