@@ -27,7 +27,7 @@ def text_field(max_length, **kwargs):
     """Text of 1..max_length characters, not only blanks."""
     return fields.String(validate=validate.And(
         validate.Length(1, max_length),
-        validate.Regexp(r"\S", error="must not be blank")), **kwargs)
+        validate.Regexp(r"\s*\S", error="must not be blank")), **kwargs)
 
 
 def id_field(**kwargs):

@@ -21,7 +21,7 @@ from marketing_service.models import (AudienceCustomer, AudienceLease, AudienceT
                                       CampaignOpportunity, CampaignResponse, Message)
 
 PROFILE = ("name", "mobile", "email", "wechat_id", "gender", "occupation", "industry",
-           "employer", "city", "district", "source", "owner_id")
+           "employer", "city", "district", "source")
 ERASED_NAME = "(erased)"
 
 
@@ -54,7 +54,9 @@ def apply_customer(session, snapshot):
     row.birthday_md = row.birthday.strftime("%m-%d") if row.birthday else None
     row.consent = dict(snapshot.get("consent") or {})
     row.member_tier = (snapshot.get("member") or {}).get("tier")
-    row.merged_into = snapshot.get("merged_into")
+    row.merged_into = snapshot.get("merged_into") or row.merged_into  # a merge is for good
+    if row.owner_at is None or version >= row.owner_at:
+        row.owner_id, row.owner_at = snapshot.get("owner_id"), version
     row.archived = bool(snapshot.get("archived"))
     if row.scored_at is None:  # analytics' own event is newer than the customer's copy of it
         row.value_tier = snapshot.get("value_tier")
@@ -79,8 +81,11 @@ def stage_changed(session, data, envelope):
         row.stage, row.stage_at = data["to_stage"], moment
 
 
-def owner_changed(session, data):
-    _row(session, data["customer_id"]).owner_id = data.get("to_owner_id")
+def owner_changed(session, data, envelope):
+    row = _row(session, data["customer_id"])
+    moment = instant(envelope["occurred_at"])
+    if row.owner_at is None or moment >= row.owner_at:
+        row.owner_id, row.owner_at = data.get("to_owner_id"), moment
 
 
 def merged(session, data):
@@ -94,14 +99,17 @@ def erase(session, customer_id, moment=None):
     the facts (a message was sent, a response came) stay, without what identifies them."""
     row = _row(session, customer_id)
     for field in PROFILE:
-        if field != "owner_id":
-            setattr(row, field, None)
+        setattr(row, field, None)
     row.name = ERASED_NAME
     row.birthday = row.birthday_md = None
     row.consent, row.erased = {}, True
     row.profile_at = max(filter(None, (row.profile_at, moment or now())))
     session.execute(delete(AudienceTag).where(AudienceTag.customer_id == customer_id))
-    session.execute(update(Message).where(Message.customer_id == customer_id)
+    session.execute(update(Message).where(Message.customer_id == customer_id,
+                                          Message.status == "queued")
+                    .values(status="skipped", skip_reason="erased", body=None, recipient=None))
+    session.execute(update(Message).where(Message.customer_id == customer_id,
+                                          Message.body.is_not(None))
                     .values(body=ERASED_NAME, recipient=None))
     session.execute(update(CampaignResponse).where(CampaignResponse.customer_id == customer_id)
                     .values(response=None))

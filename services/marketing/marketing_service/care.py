@@ -74,6 +74,8 @@ def update(session, rule_id, changes, actor):
     merged = {field: getattr(rule, field) for field in RULE_FIELDS}
     merged.update(changes)
     data = schemas.load(schemas.care_rule_schema, merged)
+    if data["kind"] == "renewal_reminder" and data["days_before"] is None:
+        data["days_before"] = DEFAULT_DAYS_BEFORE
     for field in RULE_FIELDS:
         setattr(rule, field, data[field])
     rule.updated_at = now()
@@ -103,7 +105,7 @@ def holiday_date(rule, year):
     """The day ``rule``'s holiday falls on in ``year`` (None if it has no such day)."""
     if rule.holiday in v.LUNAR_HOLIDAYS:
         (month, day), _name = v.LUNAR_HOLIDAYS[rule.holiday]
-        return LunarDate(year, month, day).toSolarDate()
+        return LunarDate(year, month, day).to_solar_date()
     month, day = (int(part) for part in rule.holiday_date.split("-"))
     try:
         return date(year, month, day)

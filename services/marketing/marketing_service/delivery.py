@@ -18,7 +18,7 @@ from crm_kit.errors import Conflict, NotFound
 from crm_kit.outbox import record_event, record_events
 from marketing_service import channels, schemas, templates
 from marketing_service import vocabulary as v
-from marketing_service.models import Message
+from marketing_service.models import AudienceCustomer, Message
 
 BATCH = 500
 CLAIM = timedelta(minutes=10)
@@ -104,10 +104,36 @@ def claim(session, batch=BATCH):
         .where(Message.status == "queued",
                or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= moment))
         .order_by(Message.id).limit(batch).with_for_update(skip_locked=True)).all()
-    if due:
-        session.execute(update(Message), [{"id": m.id, "next_attempt_at": moment + CLAIM}
-                                          for m in due])
-    return [m._asdict() for m in due]
+    if not due:
+        return []
+    stopped = _no_longer_reachable(session, due)
+    for reason in set(stopped.values()):
+        session.execute(update(Message).where(Message.id.in_(
+            [key for key, why in stopped.items() if why == reason]))
+            .values(status="skipped", skip_reason=reason, body=None, recipient=None))
+    claimed = [m for m in due if m.id not in stopped]
+    if claimed:
+        session.execute(update(Message).where(Message.id.in_([m.id for m in claimed]))
+                        .values(next_attempt_at=moment + CLAIM))
+    return [m._asdict() for m in claimed]
+
+
+def _no_longer_reachable(session, due):
+    """``{message id: reason}`` of messages whose customer was archived or withdrew the
+    channel's consent after the message was recorded (erasure skips them at once)."""
+    customers = {c.id: c for c in session.execute(
+        select(AudienceCustomer.id, AudienceCustomer.archived, AudienceCustomer.consent)
+        .where(AudienceCustomer.id.in_({m.customer_id for m in due})))}
+    stopped = {}
+    for m in due:
+        customer = customers.get(m.customer_id)
+        if customer is None:
+            continue
+        if customer.archived:
+            stopped[m.id] = "archived"
+        elif not (customer.consent or {}).get(v.CHANNEL_CONSENT[m.channel]):
+            stopped[m.id] = "no_consent"
+    return stopped
 
 
 def send(claimed, adapters):
@@ -126,11 +152,11 @@ def settle(session, claimed, outcomes):
     """Write what became of each sent message; ``{sent, delivered, failed, retry}`` counts."""
     moment = now()
     counts = {"sent": 0, "delivered": 0, "failed": 0, "retry": 0}
-    changes, events = [], []
+    changes, events = {}, []
     for m in claimed:
         outcome = outcomes[m["id"]]
         counts[outcome.status] += 1
-        change = {"id": m["id"], "attempts": m["attempts"] + 1, "error": outcome.error}
+        change = {"attempts": m["attempts"] + 1, "error": outcome.error}
         if outcome.status in ("sent", "delivered"):
             change.update(status=outcome.status, sent_at=moment, next_attempt_at=None)
             events.append(("message.sent", _event(m, "sent_at")))
@@ -141,9 +167,12 @@ def settle(session, claimed, outcomes):
             change.update(status="failed", next_attempt_at=None)
         else:
             change["next_attempt_at"] = moment + channels.retry_delay(m["attempts"] + 1)
-        changes.append(change)
+        changes.setdefault(tuple(sorted(change.items())), []).append(m["id"])
+    # one UPDATE ... WHERE id IN (...) per distinct change (a batch through the log channel is
+    # one): an executemany by primary key is one round trip per message on PostgreSQL
+    for change, ids in changes.items():
+        session.execute(update(Message).where(Message.id.in_(ids)).values(dict(change)))
     if changes:
-        session.execute(update(Message), changes)  # one executemany by primary key
         record_events(session, events)
     return counts
 

@@ -51,6 +51,7 @@ class AudienceCustomer(Base):
     profile_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the record's updated_at
     stage_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     scored_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    owner_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AudienceTag(Base):

@@ -120,6 +120,9 @@ class CareRuleSchema(StrictSchema):
                 for field in ("holiday_name", "holiday_date"):
                     if not data.get(field):
                         errors[field] = ["is required for a custom holiday"]
+            elif data.get("holiday_date"):
+                errors["holiday_date"] = ["only a custom holiday has a date: "
+                                          f"{data['holiday']} follows the lunar calendar"]
         else:
             for field in ("holiday", "holiday_name", "holiday_date"):
                 if data.get(field):

@@ -208,7 +208,7 @@ class MarketingService(CrmService):
 
     @on_event("customer", "customer.owner_changed")
     def on_owner_changed(self, session, data, envelope):
-        audience.owner_changed(session, data)
+        audience.owner_changed(session, data, envelope)
 
     @on_event("customer", "customer.merged")
     def on_customer_merged(self, session, data, envelope):

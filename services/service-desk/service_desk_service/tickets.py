@@ -308,6 +308,8 @@ def record_feedback(session, ticket_id, data, actor):
     ticket.updated_at = moment
     record_event(session, "ticket.feedback_received", {
         **_event_base(ticket), "rating": data["rating"], "low_rating": data["rating"] <= 2,
+        # the review itself, for analytics' sentiment (erased with the customer everywhere)
+        "comment": comment,
         "has_comment": comment is not None, "comment_length": len(comment or ""),
         "resolution_round": ticket.resolution_round, "assignee_id": ticket.assignee_id})
     session.flush()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 17:05:39.381278
+Create Date: 2026-12-02 17:19:22.234865
 """
 from alembic import op
 import sqlalchemy as sa
@@ -112,6 +112,7 @@ def upgrade():
     sa.Column('profile_at', crm_kit.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('stage_at', crm_kit.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('scored_at', crm_kit.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('owner_at', crm_kit.types.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
