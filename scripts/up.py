@@ -27,6 +27,7 @@ SERVICES = [
     ("sales", "sales_service.service:SalesService"),
     ("service_desk", "service_desk_service.service:ServiceDeskService"),
     ("marketing", "marketing_service.service:MarketingService"),
+    ("analytics", "analytics_service.service:AnalyticsService"),
 ]
 STOP_TIMEOUT = 25.0
 

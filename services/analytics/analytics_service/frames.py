@@ -60,6 +60,12 @@ def payments(session):
     return _frame(session, query, instants=("paid_at",), ints=("amount_cents",))
 
 
+def revenue(payments):
+    """The payments that are revenue: all but deposits (a deposit is held and refunded, a
+    liability, not income). RFM, CLV, sales trend, staff revenue and contribution use these."""
+    return payments[payments["bill_kind"] != "deposit"]
+
+
 def leases(session):
     """lease_id, customer_id, owner_id, district, layout, opportunity_id, start_date, end_date,
     monthly_rent_cents, status, renewed_from_id, signed_at, closed_at."""
@@ -119,3 +125,16 @@ def opportunity_stage_changes(session):
     s = OpportunityStageChange
     return _frame(session, select(s.opportunity_id, s.from_stage, s.to_stage, s.occurred_at),
                   instants=("occurred_at",))
+
+
+def scores(session, run_id):
+    """A score run's results, indexed by customer_id: recency_days, frequency, monetary_cents,
+    clv_cents, value_tier, churn_score."""
+    from analytics_service.models import CustomerScore
+
+    s = CustomerScore
+    query = select(s.customer_id, s.recency_days, s.frequency,
+                   cents(s.monetary, session).label("monetary_cents"),
+                   cents(s.clv, session).label("clv_cents"), s.value_tier,
+                   s.churn_score).where(s.run_id == run_id)
+    return _frame(session, query, ints=("monetary_cents", "clv_cents")).set_index("customer_id")

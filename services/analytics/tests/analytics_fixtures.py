@@ -37,9 +37,10 @@ def add_customer(session, customer_id=None, **fields):
 
 
 def add_payment(session, customer_id, amount, paid_on, **fields):
+    fields.setdefault("owner_id", "staff-1")
+    fields.setdefault("bill_kind", "rent")
     payment = Payment(id=fields.pop("payment_id", str(uuid.uuid4())), customer_id=customer_id,
-                      amount=Decimal(amount), paid_at=at(paid_on), owner_id="staff-1",
-                      bill_kind="rent", **fields)
+                      amount=Decimal(amount), paid_at=at(paid_on), **fields)
     session.add(payment)
     session.flush()
     return payment
