@@ -108,7 +108,10 @@ def insert_new(session, model, rows):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    session.execute(insert(model).on_conflict_do_nothing(), rows)
+    # through the Table, not the mapped class: the ORM path leaves out each row's None values
+    # and so splits the rows into small groups (one round trip each on PostgreSQL)
+    table = getattr(model, "__table__", model)
+    session.execute(insert(table).on_conflict_do_nothing(), rows)
 
 
 class WorkerDb:

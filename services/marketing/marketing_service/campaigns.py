@@ -146,7 +146,7 @@ def record_chunk(session, campaign_id, chunk=RECORD_CHUNK):
         # the table, not the ORM model: an ORM bulk INSERT leaves out each row's None values,
         # so queued and skipped rows split into small groups that PostgreSQL gets one round
         # trip per row; the same rows through the table go in multi-row INSERTs
-        insert_new(session, Message.__table__, [
+        insert_new(session, Message, [
             {"customer_id": r.id, "occasion": tag, "campaign_id": campaign.id,
              "channel": campaign.channel, "attempts": 0, "created_at": moment,
              **delivery.compose(r, campaign.channel, campaign.template,

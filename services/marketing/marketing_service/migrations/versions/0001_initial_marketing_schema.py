@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 17:19:22.234865
+Create Date: 2026-12-02 17:42:59.492458
 """
 from alembic import op
 import sqlalchemy as sa
@@ -165,6 +165,7 @@ def upgrade():
         batch_op.create_index('ix_messages_campaign_status', ['campaign_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_care_rule_id'), ['care_rule_id'], unique=False)
         batch_op.create_index('ix_messages_customer_created', ['customer_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_messages_status_id', ['status', 'id'], unique=False)
         batch_op.create_index('ix_messages_status_next', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('segments',
@@ -232,6 +233,7 @@ def downgrade():
     op.drop_table('segments')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_status_next')
+        batch_op.drop_index('ix_messages_status_id')
         batch_op.drop_index('ix_messages_customer_created')
         batch_op.drop_index(batch_op.f('ix_messages_care_rule_id'))
         batch_op.drop_index('ix_messages_campaign_status')
