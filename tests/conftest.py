@@ -26,7 +26,7 @@ class System:
                     "CRM_ADMIN_USERNAME": ADMIN[0], "CRM_ADMIN_PASSWORD": ADMIN[1],
                     "CRM_RPC_TIMEOUT": "3",
                     # ready means every service of up.py answers
-                    "CRM_GATEWAY_READY_SERVICES": "customer,sales,service_desk,marketing"}
+                    "CRM_GATEWAY_READY_SERVICES": "customer,sales,service_desk,marketing,analytics"}
         self.process = None
 
     @property

@@ -211,3 +211,58 @@ def test_a_campaign_reaches_its_segment_and_a_response_becomes_a_lead(system):
     assert (lead["source"], lead["campaign_id"]) == ("campaign", campaign["id"])
     view = admin.get(f"/customers/{people[0]['id']}/360").json()
     assert view["messages"]["available"] and view["messages"]["items"][0]["body"] == sent[0]["body"]
+
+
+def test_analytics_scores_reports_and_the_360(system):
+    from datetime import date, datetime, timedelta, timezone
+    from decimal import Decimal
+
+    admin = Client(system.url, *ADMIN)
+    customer = admin.post("/customers", json={"name": "吴分析", "mobile": "13700137001",
+                                              "district": "成华区"}).json()
+    unit = admin.post("/units", json={"code": "CH-0501", "building": "成华公寓",
+                                      "district": "成华区", "layout": "1b1b",
+                                      "area_sqm": "35.00", "floor": 5,
+                                      "monthly_rent": "2800.00"}).json()
+    start = date.today() - timedelta(days=40)
+    lease = admin.post("/leases", json={
+        "customer_id": customer["id"], "unit_id": unit["id"], "start_date": start.isoformat(),
+        "end_date": (start + timedelta(days=364)).isoformat(), "monthly_rent": "2800.00",
+        "deposit": "2800.00", "payment_cycle": "monthly"}).json()
+    rent = [b for b in lease["bills"] if b["kind"] == "rent"
+            and date.fromisoformat(b["due_date"]) <= date.today()]
+    for bill in rent:
+        paid = admin.post("/payments", json={
+            "bill_id": bill["id"], "amount": bill["amount"], "method": "alipay",
+            "paid_at": datetime.now(timezone.utc).isoformat()},
+            headers={"Idempotency-Key": f"e2e-analytics-{bill['id']}"})
+        assert paid.status_code == 201, paid.text
+
+    def scored():
+        run = admin.post("/analytics/recompute", json={})
+        if run.status_code == 409:
+            return None
+        assert run.status_code == 202, run.text
+        run_id = run.json()["run_id"]
+        done = wait_until(lambda: admin.get(f"/analytics/runs/{run_id}").json()["status"]
+                          in ("done", "failed"), timeout=30, message="recompute finished")
+        assert done
+        scores = admin.get(f"/analytics/customers/{customer['id']}/scores")
+        return (scores.status_code == 200 and scores.json()["rfm"]["frequency"] == len(rent)
+                and scores.json())
+    scores = wait_until(scored, timeout=60, interval=0.5, message="the payments scored")
+    assert Decimal(scores["rfm"]["monetary"]) == sum(Decimal(b["amount"]) for b in rent)
+    assert scores["value_tier"] == "key"  # the only customer with revenue
+    wait_until(lambda: admin.get(f"/customers/{customer['id']}").json()["value_tier"] == "key",
+               timeout=15, message="the tier written back to the customer")
+    view = admin.get(f"/customers/{customer['id']}/360").json()
+    assert view["scores"]["available"] and view["scores"]["data"]["value_tier"] == "key"
+
+    trend = admin.get("/analytics/sales/trend", params={"granularity": "month"})
+    assert trend.status_code == 200 and trend.json()["granularity"] == "month"
+    table = admin.get("/analytics/sales/trend", headers={"Accept": "text/csv"})
+    assert table.status_code == 200 and table.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(table.content.decode("utf-8-sig"))))
+    assert rows and "revenue" in rows[0]
+    chart = admin.get("/analytics/contribution", headers={"Accept": "image/png"})
+    assert chart.status_code == 200 and chart.content.startswith(b"\x89PNG")

@@ -14,7 +14,8 @@ from crm_kit.logging import reset_correlation_id, set_correlation_id
 from crm_gateway import auth, db, errors, metrics
 from crm_gateway import settings as settings_module
 from crm_gateway.blueprints import auth as auth_blueprint
-from crm_gateway.blueprints import customers, leasing, marketing, ops, service_desk, staff
+from crm_gateway.blueprints import (analytics, customers, leasing, marketing, ops, service_desk,
+                                    staff)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # accept a caller's request id only if it is a harmless token (it lands in every log line)
@@ -98,7 +99,8 @@ def create_app(config=None):
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     errors.register(app)  # after Api(): replaces flask-smorest's own error handler
     for blueprint in (auth_blueprint.blp, staff.blp, customers.blp, *leasing.BLUEPRINTS,
-                      *service_desk.BLUEPRINTS, *marketing.BLUEPRINTS, ops.blp):
+                      *service_desk.BLUEPRINTS, *marketing.BLUEPRINTS, *analytics.BLUEPRINTS,
+                      ops.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.docs)
     return app

@@ -54,6 +54,12 @@ MARKETING_READERS = MARKETING_WRITERS | {EXECUTIVE, SALES_SUPERVISOR}
 RESPONSE_RECORDERS = frozenset({ADMIN, MARKETER, SALES_SUPERVISOR, CUSTOMER_MANAGER})
 RESPONSE_READERS = MARKETING_READERS | {CUSTOMER_MANAGER}
 MESSAGE_READERS = MARKETING_READERS | {CUSTOMER_MANAGER, SERVICE_AGENT}  # the delivery log
+# analytics (the analytics service): the people who steer the business read the figures;
+# those who talk to a customer also read that customer's scores
+ANALYTICS_READERS = frozenset({ADMIN, EXECUTIVE, SALES_SUPERVISOR, MARKETER})
+SCORE_READERS = ANALYTICS_READERS | {CUSTOMER_MANAGER, SERVICE_AGENT}
+CLUSTER_WRITERS = frozenset({ADMIN, MARKETER})  # segmentation is marketing's tool
+ANALYTICS_MANAGERS = frozenset({ADMIN})  # recompute now, the CLV parameters
 
 API = "/api/v1"
 
@@ -198,6 +204,30 @@ ROUTES = {
     f"GET {API}/messages": MESSAGE_READERS,
     f"GET {API}/messages/<message_id>": MESSAGE_READERS,
     f"POST {API}/messages/<message_id>/receipts": MARKETING_WRITERS,
+    # analytics (分析): scores, RFM and CLV, churn warnings, clusters and every report are read
+    # by admins, executives, sales supervisors and marketers; a customer's own scores also by
+    # the staff who serve that customer. Recomputing and the CLV parameters are an admin's
+    # call (the service recomputes on its own every hour); marketers run clusterings
+    f"GET {API}/analytics/customers/<customer_id>/scores": SCORE_READERS,
+    f"GET {API}/analytics/rfm": ANALYTICS_READERS,
+    f"GET {API}/analytics/clv": ANALYTICS_READERS,
+    f"GET {API}/analytics/clv/parameters": ANALYTICS_READERS,
+    f"PUT {API}/analytics/clv/parameters": ANALYTICS_MANAGERS,
+    f"POST {API}/analytics/recompute": ANALYTICS_MANAGERS,
+    f"GET {API}/analytics/runs/<run_id>": ANALYTICS_READERS,
+    f"POST {API}/analytics/clusters": CLUSTER_WRITERS,
+    f"GET {API}/analytics/clusters": ANALYTICS_READERS,
+    f"GET {API}/analytics/clusters/<run_id>": ANALYTICS_READERS,
+    f"GET {API}/analytics/churn/warnings": ANALYTICS_READERS,
+    f"GET {API}/analytics/churn/analysis": ANALYTICS_READERS,
+    f"GET {API}/analytics/funnel": ANALYTICS_READERS,
+    f"GET {API}/analytics/sales/trend": ANALYTICS_READERS,
+    f"GET {API}/analytics/sales/business": ANALYTICS_READERS,
+    f"GET {API}/analytics/staff/performance": ANALYTICS_READERS,
+    f"GET {API}/analytics/service/composition": ANALYTICS_READERS,
+    f"GET {API}/analytics/customers/composition": ANALYTICS_READERS,
+    f"GET {API}/analytics/contribution": ANALYTICS_READERS,
+    f"GET {API}/analytics/reviews/sentiment": ANALYTICS_READERS,
 }
 
 

@@ -8,7 +8,7 @@
 | CRM_ADMIN_USERNAME / CRM_ADMIN_PASSWORD | admin / generated, printed once | the first admin |
 | CRM_RPC_TIMEOUT | 5 | seconds an RPC may take (crm_kit.config) |
 | CRM_AMQP_URI | amqp://guest:guest@127.0.0.1:5672/ | the broker (crm_kit.config) |
-| CRM_GATEWAY_READY_SERVICES | customer,sales,service_desk,marketing | services /readyz requires to answer ``ping`` |
+| CRM_GATEWAY_READY_SERVICES | customer,sales,service_desk,marketing,analytics | services /readyz requires to answer ``ping`` |
 | CRM_VERSION | package version | reported at /healthz |
 
 ``create_app(config)`` takes the same settings as a dict (keys in upper case without the
@@ -62,7 +62,7 @@ def load(overrides=None):
     data_dir = Path(setting("DATA_DIR") or kit_config.data_dir())
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = setting("JWT_SECRET") or read_or_create_secret(data_dir / "jwt-secret")
-    ready = setting("GATEWAY_READY_SERVICES", "customer,sales,service_desk,marketing")
+    ready = setting("GATEWAY_READY_SERVICES", "customer,sales,service_desk,marketing,analytics")
     if isinstance(ready, str):
         ready = [name.strip() for name in ready.split(",") if name.strip()]
     return Settings(

@@ -11,8 +11,10 @@ service, on the real broker.
   vhost, for what must not happen to the shared one: paused (504), database broken (500),
   stopped (503); ``spare_customer_service_on_postgresql``: the same on PostgreSQL.
 - ``sales_service``: the real sales service, for one test (the 360 view's sales sections);
-  ``other_services``: a slow or broken marketing and a stand-in analytics (which does not
-  exist yet; see ``other_services.py``), for one test.
+  ``analytics_service``: the real analytics service, for one test (the 360 view's scores);
+  ``other_services``: a slow or broken marketing and, on request, an analytics with odd scores
+  (personal data in them, which the real one never gives; see ``other_services.py``), for one
+  test.
 Tests share the customer service, never data: each creates its own customers (unique mobiles,
 ``gateway_support.unique_mobile``) and reads back only those.
 """
@@ -47,7 +49,7 @@ from crm_gateway import rpc  # noqa: E402
 
 SALES_SPEC = "sales_service.service:SalesService"
 SERVICE_DESK_SPEC = "service_desk_service.service:ServiceDeskService"
-STAND_INS = ("marketing", "analytics")  # services that do not exist yet
+ANALYTICS_SPEC = "analytics_service.service:AnalyticsService"
 
 
 def _start_customer_service(amqp_uri, data_dir, database_url=None):
@@ -233,25 +235,57 @@ def service_desk_service(broker_uri, customer_service, sales_service, tmp_path):
 
 
 @pytest.fixture
+def analytics_service(broker_uri, customer_service, tmp_path):
+    """The real analytics service on the gateway tests' vhost for one test (its store fills from
+    the events of the customers created after it started); afterwards its RPC queue and its
+    event queues are deleted, so that for every other test analytics is not deployed there."""
+    service = ServiceProcess(ANALYTICS_SPEC, broker_uri,
+                             f"sqlite:///{tmp_path / 'analytics.db'}", tmp_path / "analytics",
+                             name="analytics")
+    try:
+        service.start()
+        _wait_for_rpc(broker_uri, service)
+        yield service
+    finally:
+        service.kill()
+        _support.delete_queues(broker_uri, "rpc-analytics",
+                               *_event_queues_of(broker_uri, "analytics"))
+
+
+def _event_queues_of(amqp_uri, service):
+    """The queues of a service's event handlers on the vhost of ``amqp_uri`` (nameko names
+    them ``evt-<source>-<event type>--<service>.<method>``)."""
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    listed = _support._rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name")
+    return [name for name in listed.stdout.split()
+            if name.startswith("evt-") and f"--{service}." in name]
+
+
+@pytest.fixture
 def other_services(broker_uri, customer_service, tmp_path):
-    """``start(marketing)``: the stand-ins of ``other_services.py`` on the gateway tests' vhost
-    for one test (marketing ``slow`` or ``broken``); afterwards their queues are deleted so
+    """``start(marketing, odd_analytics=False)``: the stand-ins of ``other_services.py`` on the
+    gateway tests' vhost for one test (marketing ``slow`` or ``broken``; with ``odd_analytics``
+    an analytics whose scores carry personal data); afterwards their queues are deleted so
     that, for every other test, those services are not deployed."""
     processes = []
+    stand_ins = ["marketing"]
 
-    def start(marketing):
+    def start(marketing, odd_analytics=False):
         log_path = tmp_path / f"other-services-{len(processes)}.log"
+        if odd_analytics:
+            stand_ins.append("analytics")
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [sys.executable, str(Path(__file__).parent / "other_services.py"), broker_uri,
-                 marketing], stdout=log, stderr=subprocess.STDOUT)
+                 marketing, *(["analytics"] if odd_analytics else [])],
+                stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
 
         def answering():
             if process.poll() is not None:
                 raise AssertionError(f"other_services.py exited:\n{log_path.read_text()}")
             try:
-                return all(client.call(service, "ping") for service in STAND_INS)
+                return all(client.call(service, "ping") for service in stand_ins)
             except (ServiceUnavailable, ServiceTimeout):
                 return False
 
@@ -265,7 +299,7 @@ def other_services(broker_uri, customer_service, tmp_path):
         for process in processes:
             process.kill()
             process.wait()
-        _support.delete_queues(broker_uri, *(f"rpc-{service}" for service in STAND_INS))
+        _support.delete_queues(broker_uri, *(f"rpc-{service}" for service in set(stand_ins)))
 
 
 @pytest.fixture

@@ -1,16 +1,18 @@
-"""Stand-ins for the 360 view's faults and for a service that does not exist yet: real nameko
-services on the real broker, answering the RPCs of ``crm_gateway.customer_360`` the way the
-gateway expects them (gateway/README.md), each in a way the view must handle:
+"""Stand-ins for what the real services never answer: real nameko services on the real
+broker, answering the RPCs of ``crm_gateway.customer_360`` the way the gateway expects them
+(gateway/README.md), each in a way the view must handle:
 
 - ``marketing``: a faulty one, ``slow`` (answers after the gateway's RPC timeout) or ``broken``
   (a bug) — the real marketing service is neither, so its own tests
   (``test_marketing_routes.py``) run the real one and these faults stay here;
-- ``analytics``: scores that repeat the customer's mobile and ID number (read from the real
-  customer service) and echo what they were asked with — the view must mask whatever a
-  section carries.
+- ``analytics`` (only with ``analytics`` as the third argument): scores that repeat the
+  customer's mobile and ID number (read from the real customer service) and echo what they
+  were asked with — odd scores that the real analytics service never gives (its scores carry
+  no personal data), kept to show that the view masks whatever a section carries and asks
+  each section with the request's correlation id. Where a test only needs scores, it runs the
+  real analytics service (the ``analytics_service`` fixture; ``test_analytics_routes.py``).
 
-The sales, service-desk and marketing services exist: the other tests run the real ones.
-Delete the analytics stand-in when its real service exists. Run: ``python other_services.py <amqp uri> slow|broken`` (the ``other_services``
+Run: ``python other_services.py <amqp uri> slow|broken [analytics]`` (the ``other_services``
 fixture does).
 """
 import eventlet
@@ -28,6 +30,7 @@ from nameko.runners import ServiceRunner  # noqa: E402
 #: longer than the gateway's RPC timeout in the tests (gateway_support.RPC_TIMEOUT)
 SLOW_SECONDS = 4.0
 MARKETING = sys.argv[2] if len(sys.argv) > 2 else "slow"
+ODD_ANALYTICS = len(sys.argv) > 3 and sys.argv[3] == "analytics"
 
 
 class CorrelationId(ContextDataProvider):
@@ -50,7 +53,9 @@ class Marketing:
         return columns["boom_secret_column"]  # KeyError: a bug
 
 
-class Analytics:
+class OddAnalytics:
+    """Scores with personal data in them, and what they were asked with."""
+
     name = "analytics"
     customer = RpcProxy("customer")
     correlation_id = CorrelationId()
@@ -70,7 +75,7 @@ class Analytics:
 
 def main(amqp_uri):
     runner = ServiceRunner({"AMQP_URI": amqp_uri, "serializer": "json"})
-    for service in (Marketing, Analytics):
+    for service in (Marketing, OddAnalytics) if ODD_ANALYTICS else (Marketing,):
         runner.add_service(service)
     signal.signal(signal.SIGTERM, lambda *_: runner.kill())
     runner.start()

@@ -2,8 +2,9 @@
 deployed (a vhost where it never ran), within the RPC timeout when it was deployed and has
 stopped; and a 360 view, from the real customer service, that says which parts are missing
 (when sales, service_desk, marketing and analytics do not run) or what each other service
-answered (the real sales service; stand-ins of those that do not exist yet,
-``other_services.py``)."""
+answered (the real sales, service-desk and analytics services; stand-ins, ``other_services.py``,
+for what no real service answers: a slow or broken marketing, scores with personal data in
+them)."""
 import time
 from datetime import date, timedelta
 
@@ -91,9 +92,10 @@ def leased(service_rpc, customer_id):
 
 def test_360_keeps_what_answers_and_masks_it(module_api, sales_service, service_desk_service,
                                              other_services, service_rpc):
-    """The real sales and service-desk services; the stand-ins of the others: a timeout, and
-    scores that repeat the customer's mobile and ID number."""
-    other_services("slow")
+    """The real sales and service-desk services; stand-ins for what no real service answers: a
+    marketing that times out, and scores that repeat the customer's mobile and ID number (the
+    real analytics service's never do) and echo what they were asked with."""
+    other_services("slow", odd_analytics=True)
     id_number = resident_id()
     customer = module_api.create_customer(id_number=id_number)
     opportunity, lease = leased(service_rpc, customer["id"])
@@ -125,9 +127,20 @@ def test_360_keeps_what_answers_and_masks_it(module_api, sales_service, service_
     assert scores["asked"] == {"customer_id": customer["id"], "correlation_id": "req-360-1"}
 
 
-def test_360_hides_what_a_failing_service_said(module_api, service_desk_service, other_services):
+def test_360_hides_what_a_failing_service_said(module_api, service_desk_service,
+                                               analytics_service, other_services, service_rpc):
+    """A broken marketing stand-in beside the real service desk and the real analytics, whose
+    scores of the customer show as the service computed them."""
     other_services("broken")
     customer = module_api.create_customer()
+
+    def heard_of():  # analytics started before this customer: the only one in its store
+        composition = service_rpc.call("analytics", "customer_composition", "district")
+        return sum(group["customers"] for group in composition["items"]) == 1
+
+    wait_until(heard_of, timeout=15, interval=0.1, message="analytics to hear of the customer")
+    service_rpc.call("analytics", "recompute")
+    scores = service_rpc.call("analytics", "get_scores", customer["id"])
     response = module_api.request("GET", f"/api/v1/customers/{customer['id']}/360",
                                   role="customer_manager")
     assert response.status_code == 200, response.json
@@ -136,7 +149,11 @@ def test_360_hides_what_a_failing_service_said(module_api, service_desk_service,
                                 "message": "The marketing service failed."}
     assert "boom" not in response.get_data(as_text=True)
     assert view["tickets"] == {"available": True, "items": []}
-    assert view["scores"]["available"] is True
+    assert view["scores"] == {"available": True, "data": scores}
+    # a customer without payments: no RFM scores, the lowest tier, no churn risk
+    assert (scores["customer_id"], scores["rfm"]["segment"], scores["rfm"]["r"]) == (
+        customer["id"], "no_purchase", None)
+    assert scores["churn_risk"] == {"score": 0, "reasons": []}
 
 
 def test_360_of_an_unknown_customer_is_404(module_api, customer_calls):

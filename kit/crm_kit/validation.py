@@ -39,7 +39,7 @@ def load_filters(schema, filters):
     """Validate a list's filters; absent, null and empty values are dropped first (an empty
     list stays: ``owner_ids=[]`` matches nothing)."""
     if filters is None:
-        return {}
+        filters = {}  # still through the schema: its defaults apply
     if not isinstance(filters, dict):
         raise InvalidInput({"filters": ["must be an object"]})
     return load(schema, {key: value for key, value in filters.items()

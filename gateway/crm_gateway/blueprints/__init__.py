@@ -1,7 +1,8 @@
 """One flask-smorest blueprint per resource group: auth, staff, customers, ops, the
 leasing groups of ``leasing.py`` (units, opportunities, leases, tasks), the service-desk
-groups of ``service_desk.py`` (tickets, knowledge base, service desk settings) and the
-marketing groups of ``marketing.py`` (segments, campaigns, care rules, messages)."""
+groups of ``service_desk.py`` (tickets, knowledge base, service desk settings), the
+marketing groups of ``marketing.py`` (segments, campaigns, care rules, messages) and the
+analytics groups of ``analytics.py`` (scores, segmentation, reports)."""
 
 # flask-smorest registers one component response per HTTP status, with the api.md error body
 # (GatewayApi.ERROR_SCHEMA); routes refer to them by these names
@@ -10,6 +11,7 @@ _RESPONSE_NAMES = {
     401: "UNAUTHORIZED",
     403: "FORBIDDEN",
     404: "NOT_FOUND",
+    406: "NOT_ACCEPTABLE",
     409: "CONFLICT",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "UNPROCESSABLE_ENTITY",

@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, cast, select, type_coerce
 
 from analytics_service.models import (Bill, Customer, Lease, Opportunity, OpportunityStageChange,
                                       Payment, StageChange, Ticket)
+from crm_kit.types import UtcDateTime
 
 CENT = Decimal("0.01")
 
@@ -29,6 +30,13 @@ def cents_to_money(value):
 
 
 def _frame(session, query, instants=(), dates=(), ints=()):
+    if instants:
+        # instants come as the plain DateTime and pandas makes them UTC-aware below, all at
+        # once, rather than UtcDateTime's Python call per value (seconds at 1,000,000 payments)
+        query = query.with_only_columns(*(
+            type_coerce(column, column.type.impl).label(column.key)
+            if column.key in instants and isinstance(column.type, UtcDateTime) else column
+            for column in query.selected_columns))
     frame = pd.read_sql(query, session.connection())
     for column in instants:
         frame[column] = pd.to_datetime(frame[column], utc=True, format="mixed")

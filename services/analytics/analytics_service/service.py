@@ -34,6 +34,8 @@ def _day(value):
     if value is None:
         return business_today()
     try:
+        if not (isinstance(value, str) and len(value) == 10 and value[4] == "-"):
+            raise ValueError(value)
         return date.fromisoformat(value)
     except (TypeError, ValueError):
         raise InvalidInput({"as_of": ["must be a date like 2026-12-01"]}) from None
