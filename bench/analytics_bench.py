@@ -59,6 +59,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from bench_common import cpu_model, database_version, fresh_database, git_revision  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -108,27 +109,6 @@ STAFF = 150
 
 
 # -- databases -----------------------------------------------------------------------------
-def fresh_database(kind, postgres, label):
-    if kind == "sqlite":
-        directory = tempfile.mkdtemp(prefix="crm-analytics-bench-")
-        return (f"sqlite:///{directory}/{label}.db",
-                lambda: shutil.rmtree(directory, ignore_errors=True))
-    import psycopg2
-
-    name = f"crm_bench_{label}_{uuid.uuid4().hex[:8]}"
-    connection = psycopg2.connect(f"{postgres}/postgres")
-    connection.autocommit = True
-    connection.cursor().execute(f'CREATE DATABASE "{name}"')
-    connection.close()
-
-    def drop():
-        connection = psycopg2.connect(f"{postgres}/postgres")
-        connection.autocommit = True
-        connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
-    return f"{postgres}/{name}", drop
-
-
 def migrations_dir():
     import analytics_service
 
@@ -808,45 +788,6 @@ def bench_ingestion(kind, args, workdir):
 
 
 # -- reporting -------------------------------------------------------------------------------
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def git_revision():
-    try:
-        root = BENCH.parent
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-        return head + (" (with uncommitted changes)" if dirty else "")
-    except Exception:
-        return "?"
-
-
-def database_version(url):
-    from sqlalchemy import text
-
-    from crm_kit.db import make_engine
-
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            if engine.dialect.name == "postgresql":
-                return "PostgreSQL " + connection.execute(
-                    text("SHOW server_version")).scalar().split()[0]
-            return "SQLite " + connection.execute(text("select sqlite_version()")).scalar()
-    finally:
-        engine.dispose()
-
-
 def rows_of(r, args):
     name, n = r["name"], r["first"]["summary"]["customers"]
     out = []

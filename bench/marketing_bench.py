@@ -58,6 +58,7 @@ from crm_kit.testing import ServiceProcess, wait_until
 
 import marketing_service
 from marketing_service.models import AudienceCustomer, AudienceTag, Campaign, Message
+from bench_common import cpu_model, database_version, fresh_database, git_revision  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -83,27 +84,6 @@ TAGS = ["学生", "白领", "养宠物", "需要停车位", "合租", "整租", 
 
 
 # -- setup ---------------------------------------------------------------------------------
-def fresh_database(kind, postgres, label):
-    if kind == "sqlite":
-        directory = tempfile.mkdtemp(prefix="crm-marketing-bench-")
-        return (f"sqlite:///{directory}/{label}.db",
-                lambda: shutil.rmtree(directory, ignore_errors=True))
-    import psycopg2
-
-    name = f"crm_bench_{label}_{uuid.uuid4().hex[:8]}"
-    connection = psycopg2.connect(f"{postgres}/postgres")
-    connection.autocommit = True
-    connection.cursor().execute(f'CREATE DATABASE "{name}"')
-    connection.close()
-
-    def drop():
-        connection = psycopg2.connect(f"{postgres}/postgres")
-        connection.autocommit = True
-        connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
-    return f"{postgres}/{name}", drop
-
-
 def customer_row(rng, moment):
     """One customer of marketing's copy, with the variety of a real customer base."""
     customer_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -424,40 +404,6 @@ def bench_ingestion(engine, pid, args, rng):
 
 
 # -- reporting -----------------------------------------------------------------------------
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def git_revision():
-    try:
-        root = BENCH.parent
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-        return head + (" (with uncommitted changes)" if dirty else "")
-    except Exception:
-        return "?"
-
-
-def database_version(url):
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            if engine.dialect.name == "postgresql":
-                return "PostgreSQL " + connection.execute(text("SHOW server_version")).scalar().split()[0]
-            return "SQLite " + connection.execute(text("select sqlite_version()")).scalar()
-    finally:
-        engine.dispose()
-
-
 def rows_of(r, args):
     kind, n = r["name"], r["customers"]
     by_status, skipped = r["by_status"], r["skipped"]

@@ -44,6 +44,7 @@ import pika
 import requests
 
 from crm_kit.testing import wait_until
+from bench_common import cpu_model, git_revision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -638,28 +639,6 @@ def versions():
         except importlib.metadata.PackageNotFoundError:
             found[name] = "-"
     return found
-
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def git_revision():
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-        return head + (" (with uncommitted changes)" if dirty else "")
-    except Exception:
-        return "?"
 
 
 def ms(value):

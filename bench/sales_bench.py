@@ -20,9 +20,7 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,29 +34,11 @@ from crm_kit.migrations import upgrade
 import sales_service
 from sales_service import leasing, payments, units
 from sales_service.models import Bill, Lease, Unit
+from bench_common import fresh_database  # noqa: E402
 
 MIGRATIONS = Path(sales_service.__file__).parent / "migrations"
 ACTOR = {"id": "bench", "roles": ["sales_supervisor"]}
 CYCLES = ["monthly", "monthly", "monthly", "quarterly", "half_yearly", "yearly"]
-
-
-def fresh_database(kind, postgres, label):
-    if kind == "sqlite":
-        return f"sqlite:///{tempfile.mkdtemp(prefix='crm-sales-bench-')}/{label}.db", None
-    import psycopg2
-
-    name = f"crm_bench_{label}_{uuid.uuid4().hex[:8]}"
-    connection = psycopg2.connect(f"{postgres}/postgres")
-    connection.autocommit = True
-    connection.cursor().execute(f'CREATE DATABASE "{name}"')
-    connection.close()
-
-    def drop():
-        connection = psycopg2.connect(f"{postgres}/postgres")
-        connection.autocommit = True
-        connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
-    return f"{postgres}/{name}", drop
 
 
 def bench_schedules(url, lease_count, seed=7):
