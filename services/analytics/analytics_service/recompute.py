@@ -172,7 +172,7 @@ def finish(session, run_id, scores, threshold=None):
     published = _publish_changes(session, rows, moment)
     raised = _raise_warnings(session, scores, threshold, moment, previous)
     run.status, run.finished_at, run.customers = "done", moment, len(rows)
-    old = session.scalars(select(ScoreRun.id).where(ScoreRun.status != "running")
+    old = session.scalars(select(ScoreRun.id).where(ScoreRun.status.in_(("done", "failed")))
                           .order_by(ScoreRun.id.desc()).offset(KEEP_RUNS)).all()
     if old:
         session.execute(delete(CustomerScore).where(CustomerScore.run_id.in_(old)))
