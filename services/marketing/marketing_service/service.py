@@ -159,13 +159,16 @@ class MarketingService(CrmService):
         for campaign_id in due:
             with self.db.transaction() as session:
                 campaigns.launch(session, campaign_id)
-        with self.db.transaction() as session:
-            launching = campaigns.launching(session)
-        for campaign_id in launching:
-            more = True
-            while more and time.monotonic() < deadline:
-                with self.db.transaction() as session:
-                    more = campaigns.record_chunk(session, campaign_id)
+        # one campaign at a time, always the oldest launching one, on every instance: the
+        # chunks serialise on that campaign's row lock, so the frequency cap of each chunk sees
+        # every message recorded before it, whichever instance recorded them
+        while time.monotonic() < deadline:
+            with self.db.transaction() as session:
+                launching = campaigns.launching(session)
+            if not launching:
+                break
+            with self.db.transaction() as session:
+                campaigns.record_chunk(session, launching[0])
         totals = {"sent": 0, "delivered": 0, "failed": 0, "retry": 0}
         while time.monotonic() < deadline:
             counts = delivery.dispatch(self.db.transaction, self.channels)
