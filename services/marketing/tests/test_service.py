@@ -132,3 +132,33 @@ def test_care_rules_greet_once_and_erasure_reaches_the_log(services, rpc):
     rpc.customer.erase_customer(person["id"], {"id": "admin", "roles": ["admin"]})
     wait_until(lambda: rpc.marketing.get_message(message["id"])["body"] == "(erased)",
                message="erasure reached the delivery log")
+
+
+def test_two_instances_keep_the_frequency_cap(start_service, postgres_database, tmp_path, rpc):
+    """Two marketing processes on one PostgreSQL database record two campaigns launched at
+    once: with a cap of one campaign message a week, each customer gets exactly one."""
+    start_service("customer_service.service:CustomerService",
+                  f"sqlite:///{tmp_path / 'customer.db'}", name="customer")
+    url = postgres_database("marketing_twice")
+    env = {"CRM_MARKETING_DISPATCH_SECONDS": "0.2", "CRM_MARKETING_CAP_MESSAGES": "1",
+           "CRM_MARKETING_RECORD_CHUNK": "7"}
+    for _ in range(2):
+        start_service("marketing_service.service:MarketingService", url, name="marketing",
+                      env=env)
+    people = [customer(rpc, f"双实例{i}", f"1360000{i:04d}", tags=["twice"]) for i in range(40)]
+    segment = rpc.marketing.create_segment({"name": "两个实例", "rules": {"tags": ["twice"]}},
+                                           MARKETER)
+    wait_until(lambda: size(rpc, segment["id"]) == len(people), message="customers copied")
+    launched = [rpc.marketing.create_campaign({
+        "name": f"活动{n}", "segment_id": segment["id"], "channel": "sms",
+        "template": "{name}您好"}, MARKETER) for n in range(2)]
+    for campaign in launched:
+        rpc.marketing.launch_campaign(campaign["id"], MARKETER)
+
+    def recorded():
+        stats = [rpc.marketing.campaign_stats(c["id"]) for c in launched]
+        return all(s["status"] in ("sending", "completed") for s in stats) and stats
+    stats = wait_until(recorded, timeout=30, message="both campaigns recorded")
+    assert [s["audience"] for s in stats] == [40, 40]
+    assert stats[0]["recipients"] + stats[1]["recipients"] == 40  # one message each
+    assert stats[1]["skipped"] == {"frequency_cap": stats[1]["audience"] - stats[1]["recipients"]}
