@@ -66,8 +66,34 @@ class System:
         return self.process.returncode
 
 
+def broken_contracts(data_dir):
+    """Every event the system's services published that breaks its contract
+    (``crm_kit.contracts``): a producer breaking a consumer's expectations fails the test."""
+    import json
+    import sqlite3
+
+    from crm_kit import contracts
+
+    found = []
+    for path in sorted(data_dir.glob("*.db")):
+        connection = sqlite3.connect(path)
+        try:
+            tables = {row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "outbox_events" not in tables:
+                continue
+            for (body,) in connection.execute("SELECT envelope FROM outbox_events"):
+                envelope = json.loads(body)
+                for problem in contracts.problems(envelope):
+                    found.append(f"{path.stem}: {envelope['type']}: {problem}")
+        finally:
+            connection.close()
+    return found
+
+
 @pytest.fixture
 def system(amqp_uri, tmp_path):
     running = System(amqp_uri, tmp_path / "data").start()
     yield running
     running.stop()
+    assert broken_contracts(running.data_dir) == []

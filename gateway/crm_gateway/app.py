@@ -1,6 +1,7 @@
 """The Flask app factory of the gateway.
 
-Request pipeline, in order: metrics timer → correlation id (``X-Request-ID``) → permission
+Request pipeline, in order: metrics timer → correlation id (``X-Request-ID``) → rate limits
+(``rate_limits.py``: 429) → permission
 check (``crm_gateway.auth.authorize_request``, from the table in ``permissions.py``) → view
 (marshmallow in, one RPC, marshmallow out) → errors in the api.md format (``errors.py``).
 """
@@ -11,7 +12,7 @@ from flask import Flask, g, request
 from flask_smorest import Api
 
 from crm_kit.logging import reset_correlation_id, set_correlation_id
-from crm_gateway import auth, db, errors, metrics
+from crm_gateway import auth, db, errors, metrics, rate_limits
 from crm_gateway import settings as settings_module
 from crm_gateway.blueprints import auth as auth_blueprint
 from crm_gateway.blueprints import (analytics, customers, leasing, marketing, ops, service_desk,
@@ -20,7 +21,6 @@ from crm_gateway.blueprints import (analytics, customers, leasing, marketing, op
 REQUEST_ID_HEADER = "X-Request-ID"
 # accept a caller's request id only if it is a harmless token (it lands in every log line)
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-MAX_BODY_BYTES = 20 * 1024 * 1024  # a CSV import of some 50 000 customers
 
 
 class GatewayApi(Api):
@@ -73,7 +73,7 @@ def create_app(config=None):
 
     app = Flask("crm_gateway", static_folder=None)
     app.config.update(_openapi_config(settings))
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies: 413
     app.config["CRM_SETTINGS"] = settings
     app.json.sort_keys = False  # fields in the order the schemas declare them
     app.json.ensure_ascii = False  # Chinese names stay readable
@@ -89,6 +89,7 @@ def create_app(config=None):
     # the order of these hooks is the request pipeline (see the module docstring)
     metrics.init_app(app)
     app.before_request(_start_request)
+    limiter = rate_limits.init_app(app, settings)
     app.before_request(auth.authorize_request)
     app.after_request(_add_request_id)
     app.teardown_request(_end_request)
@@ -103,4 +104,5 @@ def create_app(config=None):
                       ops.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.docs)
+    rate_limits.limit_blueprints(limiter, settings, analytics.BLUEPRINTS, auth_blueprint.blp)
     return app

@@ -133,6 +133,22 @@ def _bearer_token():
     return token.strip()
 
 
+def token_subject():
+    """The staff id of the request's bearer token when it is validly signed and unexpired, else
+    None; no directory lookup (what the rate limits key on, before the permission check)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    settings = current_app.config["CRM_SETTINGS"]
+    try:
+        claims = jwt.decode(token.strip(), settings.jwt_secret, algorithms=[ALGORITHM],
+                            options={"require": ["sub", "exp"]})
+    except jwt.InvalidTokenError:
+        return None
+    subject = claims["sub"]
+    return subject if isinstance(subject, str) and subject else None
+
+
 def _caller_from_token(token):
     settings = current_app.config["CRM_SETTINGS"]
     try:

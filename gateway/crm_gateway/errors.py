@@ -99,6 +99,10 @@ def handle_http_exception(error):
     if status == 422 and "messages" in data:
         return error_response(422, "Some fields are invalid.",
                               _validation_details(data["messages"]), headers=headers)
+    if status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return error_response(413, f"The request body is larger than the {limit} bytes allowed.",
+                              {"max_bytes": limit}, headers=headers)
     if status == 405:
         headers = dict(headers, Allow=", ".join(error.valid_methods or ()))
     if status >= 500:

@@ -10,6 +10,11 @@
 | CRM_AMQP_URI | amqp://guest:guest@127.0.0.1:5672/ | the broker (crm_kit.config) |
 | CRM_GATEWAY_READY_SERVICES | customer,sales,service_desk,marketing,analytics | services /readyz requires to answer ``ping`` |
 | CRM_VERSION | package version | reported at /healthz |
+| CRM_RATE_LIMIT | 1200 per minute | requests per client (staff id of a valid token, else address), all routes together (``rate_limits.py``) |
+| CRM_RATE_LIMIT_ANALYTICS | 60 per minute | analytics requests per client, on top (not a customer's scores nor a score run's status) |
+| CRM_RATE_LIMIT_LOGIN | 20 per minute | ``POST /api/v1/auth/token`` attempts per address |
+| CRM_RATE_LIMIT_STORAGE | memory:// | where counters live: per gunicorn worker; ``redis://…`` shares them |
+| CRM_MAX_BODY_BYTES | 20971520 (20 MiB) | larger request bodies → 413 (a CSV import of ~50 000 customers fits) |
 
 ``create_app(config)`` takes the same settings as a dict (keys in upper case without the
 ``CRM_`` prefix, e.g. ``{"DATABASE_URL": ..., "JWT_SECRET": ...}``), which wins over the
@@ -37,6 +42,11 @@ class Settings:
     ready_services: list = field(default_factory=lambda: ["customer"])
     version: str = __version__
     data_dir: Path = None
+    rate_limit: str = "1200 per minute"
+    rate_limit_analytics: str = "60 per minute"
+    rate_limit_login: str = "20 per minute"
+    rate_limit_storage: str = "memory://"
+    max_body_bytes: int = 20 * 1024 * 1024
 
 
 def read_or_create_secret(path):
@@ -77,4 +87,9 @@ def load(overrides=None):
         ready_services=ready,
         version=setting("VERSION", __version__),
         data_dir=data_dir,
+        rate_limit=setting("RATE_LIMIT", Settings.rate_limit),
+        rate_limit_analytics=setting("RATE_LIMIT_ANALYTICS", Settings.rate_limit_analytics),
+        rate_limit_login=setting("RATE_LIMIT_LOGIN", Settings.rate_limit_login),
+        rate_limit_storage=setting("RATE_LIMIT_STORAGE", Settings.rate_limit_storage),
+        max_body_bytes=int(setting("MAX_BODY_BYTES", Settings.max_body_bytes)),
     )

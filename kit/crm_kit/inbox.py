@@ -8,7 +8,8 @@ event's ``data`` and the whole envelope::
         lifecycle.lease_signed(session, data["customer_id"], envelope)
 
 What happens to each delivered message:
-1. It must be an envelope of api.md's shape, else it is dead-lettered at once (poison).
+1. It must be an envelope of api.md's shape, and its data must keep its type's contract
+   (``crm_kit.contracts``), else it is dead-lettered at once (poison).
 2. In one transaction: skip if ``(handler, event_id)`` is in ``processed_events``; else apply
    the handler and record the event id. A redelivered or duplicated event has no second effect.
 3. If the handler raises, it is retried (``ATTEMPTS`` times, short backoff); then the message
@@ -27,7 +28,7 @@ from nameko.events import SERVICE_POOL, event_handler
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from crm_kit import metrics
+from crm_kit import contracts, metrics
 from crm_kit.db import transaction
 from crm_kit.envelope import InvalidEnvelope, check_envelope, now
 from crm_kit.models import DeadLetter, ProcessedEvent
@@ -91,6 +92,11 @@ def consume(provider, handler_name, payload, apply):
         envelope = check_envelope(payload)
     except InvalidEnvelope as exc:
         _dead_letter(provider, handler, payload, str(exc), attempts=0)
+        return None
+    broken = contracts.problems(envelope)
+    if broken:  # no retry can fix the data: dead-lettered at once, the queue goes on
+        _dead_letter(provider, handler, envelope,
+                     f"{envelope['type']} breaks its contract: " + "; ".join(broken), attempts=0)
         return None
 
     for attempt in range(1, ATTEMPTS + 1):
@@ -182,6 +188,9 @@ def replay_dead_letters(provider, service_cls, service_instance, ids=None):
         else:
             try:
                 envelope = check_envelope(json.loads(body))
+                broken = contracts.problems(envelope)
+                if broken:
+                    raise ValueError("breaks its contract: " + "; ".join(broken))
                 apply_once(provider.sessionmaker, handler, envelope,
                            lambda session, env: logic(service_instance, session, env["data"], env))
             except Exception:

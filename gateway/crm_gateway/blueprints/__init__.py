@@ -13,8 +13,10 @@ _RESPONSE_NAMES = {
     404: "NOT_FOUND",
     406: "NOT_ACCEPTABLE",
     409: "CONFLICT",
+    413: "REQUEST_ENTITY_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "UNPROCESSABLE_ENTITY",
+    429: "TOO_MANY_REQUESTS",
     503: "SERVICE_UNAVAILABLE",
     504: "GATEWAY_TIMEOUT",
 }
@@ -24,9 +26,10 @@ RPC_ERRORS = (503, 504)
 
 
 def error_responses(blp, *statuses):
-    """Document the error responses a route can give (all in the api.md error format)."""
+    """Document the error responses a route can give (all in the api.md error format); every
+    API route can also answer 429 (``rate_limits.py``), so that one is always listed."""
     def decorator(func):
-        for status in statuses:
+        for status in dict.fromkeys((*statuses, 429)):
             func = blp.alt_response(status, _RESPONSE_NAMES[status])(func)
         return func
     return decorator

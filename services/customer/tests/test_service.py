@@ -50,18 +50,24 @@ def test_rejected_requests_change_nothing(service, rpc):
     assert rpc.list_customers({}, 1, 50)["total"] == 1
 
 
+def lease(lease_id, customer_id, **more):
+    """A lease event's data as the sales service sends it (its contract: crm_kit.contracts)."""
+    return {"lease_id": lease_id, "customer_id": customer_id, "start_date": "2026-01-01",
+            "end_date": "2026-12-31", "monthly_rent": "3500.00", "status": "active", **more}
+
+
 def test_other_services_events_drive_the_lifecycle_once_each(service, rpc, amqp_uri):
     customer_id = rpc.create_customer(person(), ACTOR)["id"]
     publish_event(amqp_uri, "sales", "opportunity.created",
                   {"opportunity_id": "O1", "customer_id": customer_id})
     wait_until(lambda: rpc.get_customer(customer_id)["stage"] == "intent", message="intent")
 
-    signed = make_envelope("lease.signed", {"lease_id": "L1", "customer_id": customer_id},
-                           source="sales")
+    signed = make_envelope("lease.signed", lease("L1", customer_id), source="sales")
     for _ in range(2):  # delivered twice: one effect
         publish_event(amqp_uri, "sales", "lease.signed", None, envelope=signed)
-    payment = make_envelope("payment.received", {"payment_id": "P1", "customer_id": customer_id,
-                                                 "amount": "3500.00"}, source="sales")
+    payment = make_envelope("payment.received", {
+        "payment_id": "P1", "customer_id": customer_id, "amount": "3500.00",
+        "paid_at": "2026-12-01T10:00:00+08:00"}, source="sales")
     for _ in range(3):
         publish_event(amqp_uri, "sales", "payment.received", None, envelope=payment)
     wait_until(lambda: rpc.get_customer(customer_id)["member"]["points"] == 350,
@@ -72,8 +78,8 @@ def test_other_services_events_drive_the_lifecycle_once_each(service, rpc, amqp_
     assert (customer["stage"], customer["leases_signed"]) == ("first_time", 1)
     assert customer["member"]["points"] == 350
 
-    publish_event(amqp_uri, "sales", "lease.renewed", {"lease_id": "L1",
-                                                        "customer_id": customer_id})
+    publish_event(amqp_uri, "sales", "lease.renewed", lease("L1", customer_id,
+                                                            new_lease_id="L2"))
     wait_until(lambda: rpc.get_customer(customer_id)["stage"] == "repeat", message="repeat")
     publish_event(amqp_uri, "analytics", "customer.scored",
                   {"customer_id": customer_id, "value_tier": "important",
@@ -90,7 +96,7 @@ def test_other_services_events_drive_the_lifecycle_once_each(service, rpc, amqp_
 
 
 def test_event_about_an_unknown_customer_is_dead_lettered(service, rpc, amqp_uri):
-    publish_event(amqp_uri, "sales", "lease.signed", {"lease_id": "L9", "customer_id": "nobody"})
+    publish_event(amqp_uri, "sales", "lease.signed", lease("L9", "nobody"))
     letters = wait_until(rpc.list_dead_letters, timeout=20, message="dead letter")
     assert letters[0]["handler"] == "customer.on_lease_signed"
 

@@ -162,3 +162,25 @@ def test_two_instances_keep_the_frequency_cap(start_service, postgres_database, 
     assert [s["audience"] for s in stats] == [40, 40]
     assert stats[0]["recipients"] + stats[1]["recipients"] == 40  # one message each
     assert stats[1]["skipped"] == {"frequency_cap": stats[1]["audience"] - stats[1]["recipients"]}
+
+
+def test_an_event_breaking_its_contract_is_dead_lettered_and_the_queue_flows(
+        start_service, tmp_path, rpc, amqp_uri):
+    from crm_kit.testing import publish_event
+
+    from marketing_fixtures import snapshot
+
+    start_service("marketing_service.service:MarketingService",
+                  f"sqlite:///{tmp_path / 'marketing.db'}", name="marketing")
+    broken = snapshot(name="坏事件")
+    del broken["updated_at"]  # the version every consumer orders records by
+    bad = publish_event(amqp_uri, "customer", "customer.created", broken)
+    good = snapshot(name="好事件", tags=["contract"])
+    publish_event(amqp_uri, "customer", "customer.created", good)
+    segment = rpc.marketing.create_segment({"name": "契约", "rules": {"tags": ["contract"]}},
+                                           MARKETER)
+    wait_until(lambda: size(rpc, segment["id"]) == 1, message="the good event applied")
+    [letter] = wait_until(lambda: rpc.marketing.list_dead_letters(), message="dead letter")
+    assert letter["event_id"] == bad["event_id"]
+    error = " ".join(letter["error"])
+    assert "breaks its contract" in error and "updated_at" in error
