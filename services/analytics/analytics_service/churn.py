@@ -43,7 +43,10 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from analytics_service.rfm import BUSINESS_TIMEZONE
+from analytics_service.clock import (AGE_BANDS, BUSINESS_TIMEZONE, DAY, UNKNOWN,  # noqa: F401
+                                     _dates, _instants, age_bands, ages, days_of,
+                                     start_of, to_day)
+from analytics_service.frames import cents_to_money
 from crm_kit.errors import InvalidInput
 
 #: a customer whose score reaches this raises a churn warning (``churn.warning_raised``)
@@ -61,52 +64,12 @@ DEFAULT_PARAMS = {
 
 #: stages of customers who are (or were) tenants, i.e. who can churn
 TENANT_STAGES = ("first_time", "repeat", "churn_warning", "churned")
-AGE_BANDS = ("<25", "25-29", "30-34", "35-39", "40+")
-UNKNOWN = "unknown"
-DAY = pd.Timedelta(days=1)
 
 
 # -- small helpers --------------------------------------------------------------------------
-def to_day(value):
-    """A date-like (date, datetime, Timestamp, "YYYY-MM-DD") → naive midnight Timestamp; an
-    aware instant is first turned into its date in ``BUSINESS_TIMEZONE``."""
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert(BUSINESS_TIMEZONE).tz_localize(None)
-    return stamp.normalize()
-
-
-def start_of(day):
-    """The instant a (naive midnight) day starts in ``BUSINESS_TIMEZONE``."""
-    return day.tz_localize(BUSINESS_TIMEZONE)
-
-
-def _instants(column):
-    """A column as UTC-aware datetimes (they are already, from ``frames``)."""
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return column
-    return pd.to_datetime(column, utc=True, format="mixed")
-
-
-def _dates(column):
-    """A column as naive midnight datetimes."""
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return column.dt.tz_convert(BUSINESS_TIMEZONE).dt.tz_localize(None).dt.normalize()
-    return pd.to_datetime(column).dt.normalize()
-
-
-def days_of(instants):
-    """UTC-aware instants → naive midnight of their day in ``BUSINESS_TIMEZONE``."""
-    local = _instants(instants).dt.tz_convert(BUSINESS_TIMEZONE).dt.tz_localize(None)
-    return local.dt.normalize()
-
-
 def money(cents):
     """Integer cents → "1234.56" (exact, no float)."""
-    cents = int(cents)
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}{cents // 100}.{cents % 100:02d}"
+    return str(cents_to_money(cents))
 
 
 def _plural(n, word, plural=None):
@@ -331,24 +294,6 @@ def new_warnings(scores, open_warning_customer_ids, threshold=WARNING_THRESHOLD,
 
 
 # -- analysis -------------------------------------------------------------------------------
-def ages(birthdays, as_of):
-    """Full years at the date ``as_of`` of each birthday (float, NaN without a birthday); one
-    born on 29 February turns a year older on 1 March in other years."""
-    day = to_day(as_of)
-    born = _dates(birthdays)
-    before_birthday = (born.dt.month > day.month) | ((born.dt.month == day.month)
-                                                     & (born.dt.day > day.day))
-    return (day.year - born.dt.year - before_birthday.astype("int64")).astype("float64")
-
-
-def age_bands(birthdays, as_of):
-    """Birthdays → "<25", "25-29", "30-34", "35-39", "40+" by full years at ``as_of``;
-    "unknown" without a birthday."""
-    age = ages(birthdays, as_of)
-    bands = pd.cut(age, bins=[-np.inf, 24, 29, 34, 39, np.inf], labels=list(AGE_BANDS))
-    return bands.astype(object).where(age.notna(), UNKNOWN)
-
-
 def _labels(column):
     """Free-text group values: trimmed, missing or blank → "unknown"."""
     text = column.astype(object).where(column.notna(), None)

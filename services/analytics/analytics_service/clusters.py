@@ -25,7 +25,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from analytics_service.churn import DAY, ages, days_of, start_of, to_day
+from analytics_service.clock import DAY, ages, days_of, start_of, to_day
 from crm_kit.errors import InvalidInput
 
 #: the k search fits at most this many customers (a seeded sample), then the chosen k everyone

@@ -5,6 +5,7 @@ Each report names the frames it needs; they are loaded from the store, the perio
 (default: the 12 months up to today) and the plain function in ``reports``, ``churn`` or
 ``sentiment`` computes it.
 """
+import pandas as pd
 from sqlalchemy import func, select
 
 from analytics_service import churn, export, frames, recompute, reports, schemas, sentiment
@@ -79,8 +80,6 @@ def tiers_series(session):
     run_id = recompute.current_run_id(session)
     if run_id is None:
         return None
-    import pandas as pd
-
     rows = session.execute(select(CustomerScore.customer_id, CustomerScore.value_tier)
                            .where(CustomerScore.run_id == run_id)).all()
     return pd.Series({customer_id: tier for customer_id, tier in rows}, dtype="object")

@@ -21,17 +21,17 @@ Rules shared by all reports (docs/analytics.md):
 - **Revenue** is the sum of payments received (every bill kind), by ``paid_at``.
 """
 import calendar
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
+from analytics_service.clock import AGE_BANDS, UNKNOWN, age_bands, business_today
 from analytics_service.frames import cents_to_money
 from analytics_service.sentiment import classify, review_sentiment  # noqa: F401 (a report too)
 
-#: the business's clock: Chengdu, UTC+8 all year (no daylight saving)
+#: ``clock.BUSINESS_TIMEZONE`` as a fixed offset (Chengdu is UTC+8 all year), for vectorised bounds
 BUSINESS_OFFSET = timedelta(hours=8)
-BUSINESS_TZ = timezone(BUSINESS_OFFSET, "Asia/Shanghai")
 
 LIFECYCLE_STAGES = ("potential", "intent", "first_time", "repeat")
 PIPELINE_STAGES = ("new", "contacted", "viewing_booked", "viewed", "negotiating", "won")
@@ -44,17 +44,10 @@ TICKET_STATUSES = ("new", "assigned", "in_progress", "awaiting_customer", "resol
 GRANULARITIES = {"month": 12, "quarter": 4, "year": 1}  # periods per year
 COMPOSITION_BY = ("district", "industry", "source", "age_band", "value_tier", "stage")
 #: age bands: (label, lowest age in it); a customer without a birthday is "unknown"
-AGE_BANDS = (("<25", 0), ("25-29", 25), ("30-34", 30), ("35-39", 35), ("40+", 40))
-UNKNOWN = "unknown"
 CURVE_STEPS = 20  # the contribution curve has a point at every 5% of customers
 
 
 # -- shared helpers ------------------------------------------------------------------------
-def business_today(now=None):
-    now = now or datetime.now(timezone.utc)
-    return now.astimezone(BUSINESS_TZ).date()
-
-
 def as_date(value):
     """A date from a ``date``, a ``datetime`` or ``"YYYY-MM-DD"``; None stays None."""
     if value is None or isinstance(value, date) and not isinstance(value, datetime):
@@ -445,17 +438,6 @@ def _composition(labels, known=(), fixed_order=False, count_key="count"):
              "share": _rate(int(counts.get(name, 0)), total)} for name in names]
 
 
-def _age_bands(birthdays, as_of):
-    born = pd.to_datetime(birthdays)
-    age = (as_of.year - born.dt.year
-           - ((born.dt.month > as_of.month)
-              | ((born.dt.month == as_of.month) & (born.dt.day > as_of.day))).astype("int64"))
-    bands = pd.Series(UNKNOWN, index=birthdays.index, dtype="object")
-    for label, lowest in AGE_BANDS:
-        bands = bands.mask(age.ge(lowest).fillna(False).astype(bool), label)
-    return bands.astype(str)
-
-
 def _tiers_of(customers, tiers):
     if tiers is None:
         if "value_tier" in customers:
@@ -486,8 +468,8 @@ def customer_composition(customers, by, tiers=None, as_of=None):
                          | customers["erased"].fillna(False).astype(bool)).to_numpy(bool)]
     if by == "age_band":
         as_of = as_date(as_of) or business_today()
-        labels = _age_bands(active["birthday"], as_of)
-        known, fixed = [label for label, _ in AGE_BANDS] + [UNKNOWN], True
+        labels = age_bands(active["birthday"], as_of)
+        known, fixed = list(AGE_BANDS) + [UNKNOWN], True
     elif by == "value_tier":
         labels = _labels(_tiers_of(active, tiers))
         known, fixed = list(VALUE_TIERS) + [UNKNOWN], True

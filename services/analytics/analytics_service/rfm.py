@@ -39,7 +39,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-BUSINESS_TIMEZONE = "Asia/Shanghai"
+from analytics_service.clock import BUSINESS_TIMEZONE  # noqa: F401  (clv and callers use rfm's)
+
 NO_PURCHASE = "no_purchase"
 
 #: SEGMENT_TABLE[r][fm] for r, fm in 1..5 (row 0 and column 0 unused)

@@ -5,7 +5,7 @@ from sqlalchemy import insert, select
 
 from analytics_service import clusters, frames, recompute, schemas
 from analytics_service.models import ClusterMember, ClusterRun
-from analytics_service.reports import business_today
+from analytics_service.clock import business_today
 from crm_kit.db import paginate
 from crm_kit.envelope import now
 from crm_kit.errors import NotFound

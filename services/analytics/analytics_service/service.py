@@ -17,7 +17,7 @@ from nameko.rpc import rpc  # noqa: E402
 from nameko.timer import timer  # noqa: E402
 
 from analytics_service import ingest, queries, rebuild, recompute, segmentation  # noqa: E402
-from analytics_service.reports import business_today  # noqa: E402
+from analytics_service.clock import business_today  # noqa: E402
 from crm_kit import config  # noqa: E402
 from crm_kit.errors import EXPECTED, Conflict, InvalidInput  # noqa: E402
 from crm_kit.inbox import on_event  # noqa: E402
