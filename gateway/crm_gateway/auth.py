@@ -187,6 +187,17 @@ def authorize_request():
 
 # ---------------------------------------------------------------- the first admin
 
+class WeakAdminPassword(ValueError):
+    """A configured first-admin password too weak to ship: the gateway refuses to start."""
+
+
+def check_configured_password(username, password):
+    if len(password) < MIN_PASSWORD_LENGTH or password.lower() == username.lower():
+        raise WeakAdminPassword(
+            f"crm-gateway: CRM_ADMIN_PASSWORD is too weak (at least {MIN_PASSWORD_LENGTH} "
+            "characters, not the username); set a strong one or unset it to have one generated.")
+
+
 def ensure_first_admin(session_factory, settings):
     """Create the first admin when no admin exists; never touch an existing one.
 
@@ -202,6 +213,8 @@ def ensure_first_admin(session_factory, settings):
             return None
         password = settings.admin_password
         generated = not password
+        if not generated:
+            check_configured_password(settings.admin_username, password)
         if generated:
             password = secrets.token_urlsafe(15)
         admin = Staff(username=settings.admin_username, password_hash=hash_password(password),

@@ -113,8 +113,10 @@ def handle_http_exception(error):
 
 
 def handle_crm_error(error):
-    # RFC 6750: a 401 names the scheme the client should use
-    headers = {"WWW-Authenticate": 'Bearer realm="crm"'} if error.http_status == 401 else None
+    # RFC 6750: a 401 names the scheme the client should use; a lockout says when to retry
+    headers = dict(getattr(error, "headers", None) or {})
+    if error.http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="crm"'
     return error_response(error.http_status, error.message, error.details, code=error.code,
                           headers=headers)
 

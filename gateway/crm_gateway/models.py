@@ -58,3 +58,14 @@ class Staff(Base):
 
     def has_role(self, *roles):
         return bool(set(self.roles or ()) & set(roles))
+
+
+class LoginFailure(Base):
+    """Recent failed sign-ins of one username, known or not (``crm_gateway.lockout``)."""
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)

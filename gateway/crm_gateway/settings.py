@@ -14,6 +14,8 @@
 | CRM_RATE_LIMIT_ANALYTICS | 60 per minute | analytics requests per client, on top (not a customer's scores nor a score run's status) |
 | CRM_RATE_LIMIT_LOGIN | 20 per minute | ``POST /api/v1/auth/token`` attempts per address |
 | CRM_RATE_LIMIT_STORAGE | memory:// | where counters live: per gunicorn worker; ``redis://…`` shares them |
+| CRM_LOGIN_MAX_FAILURES | 5 | wrong passwords for one username before it is locked (``lockout.py``) |
+| CRM_LOGIN_LOCKOUT_SECONDS | 900 | the window those failures count in, and how long the lock lasts |
 | CRM_MAX_BODY_BYTES | 20971520 (20 MiB) | larger request bodies → 413 (a CSV import of ~50 000 customers fits) |
 
 ``create_app(config)`` takes the same settings as a dict (keys in upper case without the
@@ -47,6 +49,8 @@ class Settings:
     rate_limit_login: str = "20 per minute"
     rate_limit_storage: str = "memory://"
     max_body_bytes: int = 20 * 1024 * 1024
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 900
 
 
 def read_or_create_secret(path):
@@ -92,4 +96,7 @@ def load(overrides=None):
         rate_limit_login=setting("RATE_LIMIT_LOGIN", Settings.rate_limit_login),
         rate_limit_storage=setting("RATE_LIMIT_STORAGE", Settings.rate_limit_storage),
         max_body_bytes=int(setting("MAX_BODY_BYTES", Settings.max_body_bytes)),
+        login_max_failures=int(setting("LOGIN_MAX_FAILURES", Settings.login_max_failures)),
+        login_lockout_seconds=int(setting("LOGIN_LOCKOUT_SECONDS",
+                                          Settings.login_lockout_seconds)),
     )

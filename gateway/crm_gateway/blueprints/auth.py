@@ -1,8 +1,9 @@
 """``POST /api/v1/auth/token`` (sign in) and ``GET /api/v1/me``."""
+from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from crm_gateway import db
+from crm_gateway import db, lockout
 from crm_gateway.auth import check_password, current_caller, issue_token
 from crm_gateway.blueprints import AUTH_ERRORS, error_responses
 from crm_gateway.errors import Unauthorized
@@ -19,12 +20,26 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Signing in"
 @blp.response(200, TokenSchema)
 @error_responses(blp, 401)
 def issue_access_token(credentials):
-    """Exchange a username and password for a bearer token."""
+    """Exchange a username and password for a bearer token.
+
+    After repeated wrong passwords the username is locked for a while: 429 with Retry-After.
+    """
+    settings = current_app.config["CRM_SETTINGS"]
+    username = credentials["username"].lower()
     session = db.session()
-    staff = session.scalar(select(Staff).where(Staff.username == credentials["username"].lower()))
+    lockout.check_not_locked(session, username)
+    staff = session.scalar(select(Staff).where(Staff.username == username))
     # one answer for every failure, so a caller cannot probe which usernames exist
     if not check_password(staff, credentials["password"]) or not staff.active:
+        session.rollback()
+        sessions = current_app.extensions["crm_gateway"]["sessions"]
+        locked_until = lockout.record_failure(sessions, username, settings.login_max_failures,
+                                              settings.login_lockout_seconds)
+        if locked_until is not None:
+            raise lockout.locked_error(locked_until, lockout.utc_now())
         raise Unauthorized("Wrong username or password.")
+    lockout.clear(session, username)
+    session.commit()
     token, expires_in = issue_token(staff)
     return {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
 

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from crm_kit.errors import Conflict, InvalidInput, NotFound
-from crm_gateway import db
+from crm_gateway import db, lockout
 from crm_gateway.auth import hash_password, staff_directory
 from crm_gateway.blueprints import AUTH_ERRORS, error_responses
 from crm_gateway.models import Staff
@@ -113,6 +113,7 @@ def update_staff(changes, staff_id):
     revoke = "password" in changes or changes.get("active") is False
     if "password" in changes:
         staff.password_hash = hash_password(changes.pop("password"))
+        lockout.clear(session, staff.username)  # a new password also lifts a lockout
     for field, value in changes.items():
         setattr(staff, field, value)
     if revoke:
