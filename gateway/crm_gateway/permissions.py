@@ -231,6 +231,24 @@ ROUTES = {
 }
 
 
+def markdown_table():
+    """``ROUTES`` as a Markdown matrix, route by role (``docs/permissions.md`` is this output:
+    ``python -m crm_gateway.permissions > docs/permissions.md``)."""
+    lines = ["# Who may call what", "",
+             "Generated from `gateway/crm_gateway/permissions.py` (`ROUTES`) by",
+             "`python -m crm_gateway.permissions`; a test fails when this page and the code differ.",
+             "✓ = allowed; *public* = no token. Which records a caller then sees is decided by",
+             "`scopes.py` (docs/security.md).", "",
+             "| route | " + " | ".join(ROLES) + " |",
+             "| --- |" + " :---: |" * len(ROLES)]
+    for key, allowed in ROUTES.items():
+        method, rule = key.split(" ", 1)
+        cells = (["*public*"] * len(ROLES) if allowed == PUBLIC
+                 else ["✓" if role in allowed else "" for role in ROLES])
+        lines.append(f"| `{method} {rule}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def route_key(method, rule):
     return f"{method} {rule}"
 
@@ -285,3 +303,7 @@ def mask_customer(customer, roles):
     if not roles & FULL_ID_NUMBER:
         masked["id_number"] = mask_id_number(masked.get("id_number"))
     return masked
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -118,3 +118,13 @@ def test_masking_rules_by_role(role, full_mobile, full_id):
     assert (masked["contacts"][0]["mobile"] == "13900001111") is full_mobile
     assert (masked["id_number"] == "510104199001011234") is full_id
     assert customer["mobile"] == "13812345678"  # the original is left alone
+
+
+def test_the_readable_table_in_the_docs_is_the_code():
+    from pathlib import Path
+
+    from crm_gateway.permissions import markdown_table
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "permissions.md"
+    assert page.read_text(encoding="utf-8") == markdown_table(), \
+        "run: python -m crm_gateway.permissions > docs/permissions.md"
