@@ -37,6 +37,8 @@ put CRM_RABBITMQ_USER crm
 put CRM_RABBITMQ_PASSWORD "$(secret)"
 put CRM_POSTGRES_PASSWORD "$(secret)"
 put CRM_GATEWAY_DB_PASSWORD "$(secret)"
+put CRM_GRAFANA_ADMIN_USER admin
+put CRM_GRAFANA_ADMIN_PASSWORD "$(secret)"
 for dir in "$root"/services/*/; do
     [[ -d "$dir" ]] || continue
     # services/service-desk -> CRM_SERVICE_DESK_DB_PASSWORD (tr, not ${x^^}: macOS ships bash 3)
