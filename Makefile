@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PACKAGES := -e kit -e services/customer -e services/sales -e services/service-desk -e services/marketing -e services/analytics -e gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: up test install bench clean
+.PHONY: up test install bench demo clean
 
 up: install
 	$(PY) scripts/up.py
@@ -24,6 +24,11 @@ $(STAMP): requirements/constraints.txt requirements/test.txt kit/pyproject.toml 
 
 bench: install
 	$(PY) bench/run.py
+
+# demo data through the public API of the running system (`make up` in another terminal);
+# options: make demo ARGS="--customers 1000 --seed 3" (python -m demo --help)
+demo: install
+	$(PY) -m demo $(ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -15,7 +15,7 @@ from e2e_support import ADMIN, ROOT  # noqa: E402
 class System:
     """The whole CRM started by `scripts/up.py`, exactly what `make up` runs."""
 
-    def __init__(self, amqp_uri, data_dir):
+    def __init__(self, amqp_uri, data_dir, env=None):
         self.port = free_port()
         self.customer_port = free_port()
         self.data_dir = data_dir
@@ -26,7 +26,8 @@ class System:
                     "CRM_ADMIN_USERNAME": ADMIN[0], "CRM_ADMIN_PASSWORD": ADMIN[1],
                     "CRM_RPC_TIMEOUT": "3",
                     # ready means every service of up.py answers
-                    "CRM_GATEWAY_READY_SERVICES": "customer,sales,service_desk,marketing,analytics"}
+                    "CRM_GATEWAY_READY_SERVICES": "customer,sales,service_desk,marketing,analytics",
+                    **(env or {})}
         self.process = None
 
     @property
@@ -92,8 +93,15 @@ def broken_contracts(data_dir):
 
 
 @pytest.fixture
-def system(amqp_uri, tmp_path):
-    running = System(amqp_uri, tmp_path / "data").start()
+def system_env():
+    """More environment for the system of ``system``: a test module overrides this fixture
+    (e.g. higher rate limits for the fuzz test)."""
+    return {}
+
+
+@pytest.fixture
+def system(amqp_uri, tmp_path, system_env):
+    running = System(amqp_uri, tmp_path / "data", system_env).start()
     yield running
     running.stop()
     assert broken_contracts(running.data_dir) == []

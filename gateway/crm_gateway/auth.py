@@ -22,9 +22,11 @@ from flask import current_app, g, request
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from crm_kit.audit import SYSTEM
 from crm_gateway import permissions
+from crm_gateway.audit_trail import record_staff
 from crm_gateway.errors import Forbidden, Unauthorized
-from crm_gateway.models import Staff
+from crm_gateway.models import Staff, new_id
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +219,11 @@ def ensure_first_admin(session_factory, settings):
             check_configured_password(settings.admin_username, password)
         if generated:
             password = secrets.token_urlsafe(15)
-        admin = Staff(username=settings.admin_username, password_hash=hash_password(password),
-                      display_name="Administrator", roles=[permissions.ADMIN], active=True,
-                      token_version=1)
+        admin = Staff(id=new_id(), username=settings.admin_username,
+                      password_hash=hash_password(password), display_name="Administrator",
+                      roles=[permissions.ADMIN], active=True, token_version=1)
         session.add(admin)
+        record_staff(session, SYSTEM, "staff.created", admin, None)
         session.commit()
     if generated:
         path = settings.data_dir / "admin-credentials.txt"

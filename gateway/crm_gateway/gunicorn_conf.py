@@ -12,9 +12,12 @@
 import json
 import os
 
+from gunicorn import util as gunicorn_util
+
 # module names here must not collide with gunicorn settings (``config`` is one)
 from crm_kit import config as kit_config
 from crm_kit import logging as crm_logging
+from crm_gateway.errors import CODES
 
 bind = kit_config.env("CRM_GATEWAY_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -30,6 +33,10 @@ preload_app = False
 # host (make up beside the tests, or the bench) would fight over it, and we do not use it
 control_socket_disable = True
 
+# a request line up to gunicorn's largest limit reaches the app (long list filters); a longer
+# one gets 414, from gunicorn itself (below: in the api.md error format)
+limit_request_line = 8190
+
 # application logs: one JSON line per record with the request's correlation id
 crm_logging.configure("gateway")
 errorlog = "-"
@@ -44,6 +51,21 @@ if kit_config.env("CRM_GATEWAY_JSON_ACCESS_LOG", "0") in ("1", "true", "yes"):
         "status": "%(s)s", "bytes": "%(B)s", "duration_ms": "%(M)s",
         "remote": "%(h)s", "user_agent": "%(a)s",
     })
+
+
+def _write_error(sock, status_int, reason, mesg):
+    """What gunicorn refuses itself, before the app (a request line over the limit: 414, header
+    fields too large: 431, a malformed request: 400), answered in the api.md error format like
+    everything else, not as gunicorn's HTML page."""
+    code = CODES.get(status_int, "bad_request" if status_int < 500 else "internal_error")
+    body = json.dumps({"error": {"code": code, "message": (str(mesg) or reason)[:200],
+                                 "details": {}}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    gunicorn_util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+gunicorn_util.write_error = _write_error
 
 
 def child_exit(_server, worker):

@@ -5,7 +5,8 @@ to call it, or ``PUBLIC``. One ``before_request`` hook (``crm_gateway.auth``) ap
 request, so no view can forget a check, and a test fails when a route has no entry here.
 A route missing from the table is refused (fail closed).
 
-Object-level limits (a customer manager only touching their own customers) come later.
+Object-level limits (a customer manager only touching their own customers, a supervisor their
+team's) are in ``crm_gateway.scopes``.
 """
 ADMIN = "admin"
 EXECUTIVE = "executive"
@@ -144,7 +145,7 @@ ROUTES = {
     f"GET {API}/bills/<bill_id>": LEASE_READERS,
     f"POST {API}/payments": SALES_WRITERS,
     # tasks (工作日历): every staff member lists, creates and completes tasks (their own:
-    # object-level limits come later), but executives only read; urging (催办) an overdue
+    # see crm_gateway.scopes), but executives only read; urging (催办) an overdue
     # task is a supervisor's call
     f"POST {API}/tasks": TASK_WRITERS,
     f"GET {API}/tasks": EVERYONE,
@@ -228,6 +229,8 @@ ROUTES = {
     f"GET {API}/analytics/customers/composition": ANALYTICS_READERS,
     f"GET {API}/analytics/contribution": ANALYTICS_READERS,
     f"GET {API}/analytics/reviews/sentiment": ANALYTICS_READERS,
+    # the audit trail (who changed customer data, money or permissions): admins and executives
+    f"GET {API}/audit": {ADMIN, EXECUTIVE},
 }
 
 

@@ -67,10 +67,14 @@ class Api:
         return response.json
 
     def role_token(self, role):
-        """A token of a staff member holding only ``role`` (created once per app)."""
+        """A token of a staff member holding only ``role`` (created once per app); the
+        customer manager's supervisor is the sales supervisor."""
         key = f"role:{role}"
         if key not in self._tokens:
-            staff = self.create_staff(f"only-{role.replace('_', '-')}", [role])
+            # the customer manager is in the sales supervisor's team (crm_gateway.scopes)
+            team = ({"supervisor_id": self.role_id("sales_supervisor")}
+                    if role == "customer_manager" else {})
+            staff = self.create_staff(f"only-{role.replace('_', '-')}", [role], **team)
             self._tokens[key] = self.token(staff["username"], STAFF_PASSWORD)
             self._tokens[f"id:{role}"] = staff["id"]
         return self._tokens[key]
@@ -102,6 +106,11 @@ class Api:
         response = self.request("POST", "/api/v1/customers", role=role, json=body)
         assert response.status_code == 201, response.json
         return response.json
+
+    def managed_customer(self, **fields):
+        """A new customer owned by the customer manager of ``role_token`` (whom object-level
+        limits let reach it, as their supervisor)."""
+        return self.create_customer(owner_id=self.role_id("customer_manager"), **fields)
 
     def customer(self, customer_id, role="sales_supervisor"):
         """The customer as the service keeps it (a supervisor sees mobile and ID in full)."""

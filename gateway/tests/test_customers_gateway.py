@@ -152,7 +152,7 @@ def test_owner_must_be_an_active_staff_member(module_api, customer_calls):
 
 
 def test_request_id_is_generated_when_missing_or_unsafe(module_api, broker_uri):
-    customer = module_api.create_customer()
+    customer = module_api.managed_customer()
     path = f"/api/v1/customers/{customer['id']}"
     response = module_api.request("GET", path, role="technician")
     assert response.status_code == 200
@@ -197,7 +197,8 @@ def test_handover_checks_both_owners(module_api, customer_calls):
 
 def test_handover_is_recorded_with_its_actor(module_api, service_rpc):
     manager = module_api.role_id("customer_manager")
-    successor = module_api.create_staff("successor", ["customer_manager"])
+    successor = module_api.create_staff("successor", ["customer_manager"],
+                                        supervisor_id=module_api.role_id("sales_supervisor"))
     customer = module_api.create_customer(role="customer_manager")
     response = module_api.request("POST", "/api/v1/customers/handover", role="sales_supervisor",
                                   json={"from_owner_id": manager, "to_owner_id": successor["id"],
@@ -234,8 +235,8 @@ def test_points_need_a_non_zero_delta_and_a_reason(module_api, customer_calls):
 def test_every_customer_response_is_masked_by_role(module_api, role, full_mobile,
                                                     full_id_number):
     id_number = resident_id()
-    customer = module_api.create_customer(id_number=id_number)
-    twin = module_api.create_customer(id_number=id_number)  # same ID, another mobile: a duplicate
+    customer = module_api.managed_customer(id_number=id_number)
+    twin = module_api.managed_customer(id_number=id_number)  # same ID, another mobile: a duplicate
 
     def expected(created):
         return {"mobile": created["mobile"] if full_mobile else masked_mobile(created["mobile"]),

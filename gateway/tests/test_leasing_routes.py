@@ -133,7 +133,7 @@ def sign(api, body, role="customer_manager"):
     return ok(api.request("POST", f"{API}/leases", role=role, json=body), 201)
 
 
-def pay(api, bill_id, amount, role="customer_manager", key=None, status=201):
+def pay(api, bill_id, amount, role="sales_supervisor", key=None, status=201):
     headers = {"Idempotency-Key": key} if key else {}
     response = api.request("POST", f"{API}/payments", role=role, headers=headers,
                            json={"bill_id": bill_id, "amount": amount, "paid_at": now_iso(),
@@ -168,7 +168,9 @@ def test_unit_to_deposit_refund(api):
     """unit → customer → opportunity → viewing → outcome → lease with its bill schedule →
     payments → renewal → termination → deposit refund, with the conflicts on the way; and the
     customer's 360 view shows what sales knows."""
-    manager, as_manager = staff(api, ["customer_manager"])
+    # in the team of the sales supervisor of api.role_token, who reaches their customers
+    manager, as_manager = staff(api, ["customer_manager"],
+                                supervisor_id=api.role_id("sales_supervisor"))
     other_manager, _ = staff(api, ["customer_manager"])
 
     # a unit and a customer
@@ -375,8 +377,8 @@ def test_unit_to_deposit_refund(api):
 
 
 def test_a_lease_entered_after_the_fact_shows_its_overdue_bills(api, sales_rpc):
-    owner, _ = staff(api, ["customer_manager"])
-    customer = api.create_customer()
+    owner, _ = staff(api, ["customer_manager"], supervisor_id=api.role_id("sales_supervisor"))
+    customer = api.managed_customer()
     unit = new_unit(api)
     start, end = TODAY() - timedelta(days=100), TODAY() + timedelta(days=200)
     lease = sign(api, lease_body(customer["id"], unit["id"], start, end, owner_id=owner["id"]))
@@ -407,7 +409,7 @@ def test_a_lease_entered_after_the_fact_shows_its_overdue_bills(api, sales_rpc):
     # late fee of 5% of the balance per rent bill open 5 days past its due date
     sales_rpc.call("sales", "run_daily_scans")
     still = {b["id"]: b for b in lease["bills"] if b["id"] in past - {oldest["id"]}}
-    collection = get(api, "/tasks", role="customer_manager", owner_id=owner["id"],
+    collection = get(api, "/tasks", role="sales_supervisor", owner_id=owner["id"],
                      kind="collection", per_page=200)["items"]
     assert {t["bill_id"] for t in collection} == set(still)
     assert {t["lease_id"] for t in collection} == {lease["id"]}
@@ -425,7 +427,7 @@ def test_a_lease_entered_after_the_fact_shows_its_overdue_bills(api, sales_rpc):
 
 
 def test_a_lease_already_over_when_entered_is_ended_and_leaves_the_unit_free(api):
-    customer = api.create_customer()
+    customer = api.managed_customer()
     unit = new_unit(api)
     lease = sign(api, lease_body(customer["id"], unit["id"], TODAY() - timedelta(days=400),
                                  TODAY() - timedelta(days=40), payment_cycle="quarterly"))
@@ -494,7 +496,7 @@ def test_technician_puts_a_unit_under_maintenance_and_nothing_else(api):
     assert get(api, f"/units/{unit['id']}")["monthly_rent"] == "3500.00"
 
     # under maintenance: no lease (409)
-    customer = api.create_customer()
+    customer = api.managed_customer()
     busy = error(api.request("POST", f"{API}/leases", role="sales_supervisor", json=lease_body(
         customer["id"], unit["id"], TODAY(), TODAY() + timedelta(days=30))), 409)
     assert busy["details"]["unit_status"] == "maintenance"
@@ -514,7 +516,7 @@ def test_technician_puts_a_unit_under_maintenance_and_nothing_else(api):
 
 def test_opportunity_owner_stage_rules_assignment_and_history(api):
     supervisor, as_supervisor = staff(api, ["sales_supervisor"])
-    manager, _ = staff(api, ["customer_manager"])
+    manager, _ = staff(api, ["customer_manager"], supervisor_id=supervisor["id"])
     customer = api.create_customer(owner_id=manager["id"])
 
     # a supervisor naming no owner: the customer's owner
@@ -616,7 +618,7 @@ def test_stagnant_opportunities_and_their_stage_limits(api, services, sales_rpc)
                              role="sales_supervisor", json={"new": 2}))
     assert changed["new"] == 2 and changed["negotiating"] == 14
 
-    manager, _ = staff(api, ["customer_manager"])
+    manager, _ = staff(api, ["customer_manager"], supervisor_id=api.role_id("sales_supervisor"))
     customer = api.create_customer()
     stuck = new_opportunity(api, customer["id"], owner_id=manager["id"])
     fresh = new_opportunity(api, customer["id"], owner_id=manager["id"])
@@ -628,7 +630,7 @@ def test_stagnant_opportunities_and_their_stage_limits(api, services, sales_rpc)
     assert stagnant["items"][0]["stagnant"] is True
     assert [o["id"] for o in get(api, "/opportunities", customer_id=customer["id"],
                                  stagnant="false")["items"]] == [fresh["id"]]
-    tasks = get(api, "/tasks", role="customer_manager", owner_id=manager["id"],
+    tasks = get(api, "/tasks", role="sales_supervisor", owner_id=manager["id"],
                 kind="stagnation")
     assert [t["opportunity_id"] for t in tasks["items"]] == [stuck["id"]]
     ok(api.request("PUT", f"{API}/opportunity-settings/stage-limits", role="admin",
@@ -650,13 +652,13 @@ def _enter_stage_days_ago(database_url, opportunity_id, days):
 
 
 def test_forecast_weighs_expected_value_by_stage(api):
-    owner, _ = staff(api, ["customer_manager"])
+    owner, _ = staff(api, ["customer_manager"], supervisor_id=api.role_id("sales_supervisor"))
     customer = api.create_customer()
     first = new_opportunity(api, customer["id"], owner_id=owner["id"],
                             expected_value="10000.00", expected_close="2031-05-20")
     new_opportunity(api, customer["id"], owner_id=owner["id"], budget="3000.00",
                     expected_close="2031-06-01")
-    forecast = get(api, "/opportunities/forecast", role="customer_manager", owner_id=owner["id"])
+    forecast = get(api, "/opportunities/forecast", role="sales_supervisor", owner_id=owner["id"])
     assert forecast == {"total": "4600.00", "count": 2,
                         "by_owner": [{"owner_id": owner["id"], "value": "4600.00", "count": 2}],
                         "by_month": [{"month": "2031-05", "value": "1000.00", "count": 1},
@@ -670,7 +672,7 @@ def test_forecast_weighs_expected_value_by_stage(api):
 # ---------------------------------------------------------------- payments
 
 def test_an_idempotent_retry_answers_exactly_the_first_answer(api):
-    customer = api.create_customer()
+    customer = api.managed_customer()
     lease = sign(api, lease_body(customer["id"], new_unit(api)["id"], TODAY(),
                                  TODAY() + timedelta(days=30)))
     deposit = next(b for b in lease["bills"] if b["kind"] == "deposit")
@@ -681,7 +683,7 @@ def test_an_idempotent_retry_answers_exactly_the_first_answer(api):
 
 
 def test_payment_validation_and_unknown_bill(api):
-    customer = api.create_customer()
+    customer = api.managed_customer()
     lease = sign(api, lease_body(customer["id"], new_unit(api)["id"], TODAY(),
                                  TODAY() + timedelta(days=30)))
     bill = lease["bills"][0]
@@ -710,14 +712,15 @@ def test_payment_validation_and_unknown_bill(api):
 
 def test_tasks_create_list_done_and_urge(api):
     technician, as_technician = staff(api, ["technician"])
-    manager, as_manager = staff(api, ["customer_manager"])
+    manager, as_manager = staff(api, ["customer_manager"],
+                                supervisor_id=api.role_id("sales_supervisor"))
 
     # without an owner a task is the caller's own
     own = ok(api.request("POST", f"{API}/tasks", headers=as_technician,
                          json={"title": "检修空调", "due_at": now_iso(days=1)}), 201)
     assert own["owner_id"] == technician["id"] and own["status"] == "open"
     assert own["overdue"] is False and own["history"][0]["action"] == "created"
-    error(api.request("POST", f"{API}/tasks/{own['id']}/urge", role="sales_supervisor"), 409)
+    error(api.request("POST", f"{API}/tasks/{own['id']}/urge", role="admin"), 409)
 
     late = ok(api.request("POST", f"{API}/tasks", role="sales_supervisor",
                           json={"owner_id": manager["id"], "title": "回访李雷",

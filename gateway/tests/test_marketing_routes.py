@@ -243,7 +243,8 @@ def unit_and_lease(api, customer_id, opportunity_id):
 
 def test_segment_to_campaign_to_response_to_lease(api):
     tag = unique_tag("活动客户")
-    zhang = new_customer(api, tag, "张伟", district="锦江区")
+    zhang = new_customer(api, tag, "张伟", district="锦江区",
+                         owner_id=api.role_id("customer_manager"))  # whom the manager reaches
     li = new_customer(api, tag, "李娜")
     wang = new_customer(api, tag, "王芳", consent=())  # no consent to marketing
     new_customer(api, unique_tag("别的"), "赵磊")  # not in the segment

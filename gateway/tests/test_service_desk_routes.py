@@ -190,7 +190,7 @@ def test_customer_to_ticket_to_article(api):
     assert get(api, f"/kb/articles/{heater['id']}", role="marketer") == heater
 
     # the customer calls: a ticket, with SLA targets and suggestions, assigned automatically
-    customer = api.create_customer(name="韩梅梅", district=district)
+    customer = api.managed_customer(name="韩梅梅", district=district)
     ticket = new_ticket(api, customer["id"], role="customer_manager",
                         description="热水器不出热水", priority="high")
     assert ticket["customer_id"] == customer["id"] and ticket["type"] == "repair"

@@ -132,7 +132,7 @@ def test_360_hides_what_a_failing_service_said(module_api, service_desk_service,
     """A broken marketing stand-in beside the real service desk and the real analytics, whose
     scores of the customer show as the service computed them."""
     other_services("broken")
-    customer = module_api.create_customer()
+    customer = module_api.managed_customer()
 
     def heard_of():  # analytics started before this customer: the only one in its store
         composition = service_rpc.call("analytics", "customer_composition", "district")

@@ -35,9 +35,10 @@ def upgrade(script_location, database_url, revision="head"):
     command.upgrade(alembic_config(script_location, database_url), revision)
 
 
-def run_env(metadata):
-    """The body of every service's ``env.py``."""
-    targets = [metadata, kit_metadata]
+def run_env(metadata, *more):
+    """The body of every service's ``env.py``; ``more``: other metadata the service's
+    database holds (``crm_kit.audit.audit_metadata`` for a service keeping an audit trail)."""
+    targets = [metadata, kit_metadata, *more]
     cfg = context.config
     if context.is_offline_mode():
         context.configure(url=cfg.get_main_option("sqlalchemy.url"), target_metadata=targets,

@@ -16,7 +16,7 @@ import logging
 import threading
 
 from kombu import Connection, Exchange
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from crm_kit import metrics
 from crm_kit.envelope import make_envelope, now
@@ -58,6 +58,26 @@ def record_events(session, events, version=1):
          "attempts": 0} for e in envelopes])
     session.info["outbox_pending"] = True
     return envelopes
+
+
+def forget_subjects(session, subject_ids, scrub):
+    """Erasure reaches the kept event history too: every envelope mentioning one of
+    ``subject_ids`` has its ``data`` replaced by ``scrub(data, ids)`` in the current transaction.
+    A scan of the history's text (erasures are rare); returns how many envelopes changed.
+    Consumers already hold what was published: the ``<entity>.erased`` event tells them."""
+    ids = {subject for subject in subject_ids if subject}
+    if not ids:
+        return 0
+    changed = 0
+    mentions = or_(*(OutboxEvent.envelope.contains(subject, autoescape=True) for subject in ids))
+    for row in session.scalars(select(OutboxEvent).where(mentions)):
+        envelope = json.loads(row.envelope)
+        data = scrub(envelope["data"], ids)
+        if data != envelope["data"]:
+            envelope["data"] = data
+            row.envelope = json.dumps(envelope, ensure_ascii=False, default=str)
+            changed += 1
+    return changed
 
 
 def backlog(session):

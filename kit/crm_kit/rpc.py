@@ -9,12 +9,15 @@
 
 The target's business errors come back as the same ``crm_kit.errors`` classes (``NotFound``,
 ``Conflict``, ``InvalidInput``; ``crm_kit.errors`` registers them with nameko), so the caller
-can catch them by type. A target that is not
-running, or does not answer within ``CRM_RPC_TIMEOUT`` seconds, raises ``Unavailable`` (503 at
-the gateway). Call other services *before* opening a database transaction: a transaction kept
-open across a network wait holds its connection (on SQLite, the only one).
+can catch them by type. A target that is not running, does not answer within
+``CRM_RPC_TIMEOUT`` seconds, or cannot be asked because the broker is away raises
+``Unavailable`` (503 at the gateway). Call other services *before* opening a database
+transaction: a transaction kept open across a network wait holds its connection (on SQLite,
+the only one).
 """
 import eventlet
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy
 
@@ -40,6 +43,10 @@ class ServiceCaller:
                                      {"service": self._service}) from None
         except UnknownService:
             raise errors.Unavailable(f"the {self._service} service is not running",
+                                     {"service": self._service}) from None
+        except (OperationalError, AmqpConnectionError, ConnectionError):
+            # the broker is away (restarting): the call was never taken
+            raise errors.Unavailable("the message broker is unreachable",
                                      {"service": self._service}) from None
 
 

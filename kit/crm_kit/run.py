@@ -6,6 +6,12 @@
 4. the broker: waits up to ``CRM_BROKER_WAIT`` seconds (default 20), else exits with a clear message;
 5. the nameko service; SIGTERM or Ctrl-C stops it gracefully: no new messages are taken,
    running workers finish, unacknowledged messages go back to the queue.
+
+A broker that restarts (or a connection that drops) while workers run does not stop the
+service: nameko 2.14 lets the socket error of a late acknowledgement or of an RPC reply kill
+the whole container, so ``survive_broker_restarts`` makes both a logged warning instead (the
+broker has taken the unacknowledged message back and delivers it again; the caller of a lost
+reply times out). The consumers reconnect by themselves.
 """
 import eventlet
 
@@ -47,6 +53,50 @@ def broker_reachable(uri, wait_seconds):
         time.sleep(1)
 
 
+def survive_broker_restarts():
+    """Make a broker connection lost under a finishing worker a warning, not a crash.
+
+    nameko 2.14 guards its acknowledgements against ``amqp.exceptions.ConnectionError`` only,
+    while a dead socket raises ``ConnectionResetError``/``BrokenPipeError``; and an RPC reply
+    that cannot be published raises out of the worker. Either kills the service container, so
+    a RabbitMQ restart would stop every service that was busy at that moment."""
+    from amqp.exceptions import ConnectionError as AmqpConnectionError
+    from kombu.exceptions import OperationalError
+    from nameko import messaging, rpc
+
+    lost = (OSError, AmqpConnectionError, OperationalError)
+
+    def settle(action):
+        def settle_message(self, message):
+            if not message.channel.connection:
+                return  # the broker has reclaimed it already
+            try:
+                getattr(message, action)()
+            except lost as exc:
+                log.warning("could not %s message %s, the broker connection was lost (%s); "
+                            "the broker delivers it again", action,
+                            message.delivery_tag, exc)
+        return settle_message
+
+    messaging.QueueConsumer.ack_message = settle("ack")
+    messaging.QueueConsumer.requeue_message = settle("requeue")
+
+    send_response = rpc.Responder.send_response
+    if getattr(send_response, "survives_broker_restarts", False):
+        return
+
+    def send_response_or_lose_it(self, result, exc_info):
+        try:
+            return send_response(self, result, exc_info)
+        except lost as exc:
+            log.warning("an RPC reply was lost with the broker connection (%s); its caller "
+                        "times out", exc)
+            return result, exc_info
+
+    send_response_or_lose_it.survives_broker_restarts = True
+    rpc.Responder.send_response = send_response_or_lose_it
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or ":" not in argv[0]:
@@ -75,6 +125,7 @@ def main(argv=None):
 
     from nameko.runners import ServiceRunner
 
+    survive_broker_restarts()
     runner = ServiceRunner({
         "AMQP_URI": amqp_uri,
         "max_workers": int(config.env("CRM_MAX_WORKERS", "10")),

@@ -12,6 +12,7 @@ from nameko.rpc import rpc
 
 from crm_kit import inbox, outbox
 from crm_kit.db import Database
+from crm_kit.errors import EXPECTED
 from crm_kit.metrics import Metrics
 
 
@@ -40,3 +41,19 @@ class CrmService:
     def replay_dead_letters(self, ids=None):
         """Re-run waiting dead letters (all, or the given ids) through their handlers."""
         return inbox.replay_dead_letters(self.db.provider, type(self), self, ids)
+
+
+class AuditTrail:
+    """Mixin of the services that keep an audit trail (``crm_kit.audit``; their migrations
+    call ``create_audit_trail()``): ``class CustomerService(AuditTrail, CrmService)``."""
+
+    @rpc(expected_exceptions=EXPECTED)
+    def audit_trail(self, filters=None, page=1, per_page=50):
+        """Audit entries, newest first (filters ``entity, entity_id, action, actor_id,
+        subject_id, since, until``): ``{items, total, page, per_page}``."""
+        from crm_kit import audit
+        from crm_kit.validation import page as page_of
+
+        with self.db.transaction() as session:
+            return audit.trail(session, filters,
+                               *page_of(page, per_page, most=audit.MAX_PER_PAGE))

@@ -7,10 +7,13 @@
   the broker unreachable for one service while everything else keeps running.
 - ``EventTap``: a queue bound to a service's event exchange, to see what it published.
 - ``publish_event``: publish an envelope the way a service's outbox relay does.
+- ``PrivateBroker``: a RabbitMQ node of a test's own (own node name, ports, data), which the
+  test may stop, restart or kill without touching the broker everything else uses.
 The pytest fixtures built on these live in ``crm_kit.pytest_plugin``.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -258,3 +261,155 @@ def publish_event(amqp_uri, source, event_type, data, envelope=None):
     finally:
         connection.close()
     return envelope
+
+
+def rabbitmq_scripts():
+    """``(rabbitmq-server, rabbitmqctl)`` of the local RabbitMQ installation, or None.
+
+    Debian's ``/usr/sbin/rabbitmq-server`` is a wrapper that switches to the ``rabbitmq`` user
+    (and its home, data and cookie); the scripts beside the wrapper's target run as the caller,
+    with the environment they are given, which a private node needs."""
+    found = shutil.which("rabbitmq-server") or next(
+        (p for p in ("/usr/sbin/rabbitmq-server", "/usr/lib/rabbitmq/bin/rabbitmq-server")
+         if os.path.exists(p)), None)
+    if found is None:
+        return None
+    folder = Path(os.path.realpath(found)).parent  # Debian: the wrapper's folder
+    server, ctl = folder / "rabbitmq-server", folder / "rabbitmqctl"
+    if not (server.exists() and ctl.exists()):
+        return None
+    return str(server), str(ctl)
+
+
+class PrivateBroker:
+    """A RabbitMQ node of its own: node name ``crmfault-<random>@localhost``, free AMQP and
+    distribution ports, no plugins (so no management port), data, logs, config and Erlang cookie
+    under ``base_dir``. ``stop()``/``start()``/``restart()`` stop and start the node process
+    (durable queues and persistent messages survive, as on a real restart); ``kill()`` is a
+    crash (SIGKILL). Nothing here touches the shared broker on 5672.
+
+    ``PrivateBroker.unavailable()`` is the reason it cannot run here (None if it can)."""
+
+    def __init__(self, base_dir, name=None):
+        self.base_dir = Path(base_dir)
+        self.node = f"{name or 'crmfault-' + os.urandom(4).hex()}@localhost"
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.process = None
+        scripts = rabbitmq_scripts()
+        if scripts is None:
+            raise RuntimeError(self.unavailable())
+        self.server_script, self.ctl_script = scripts
+        self.pid_file = self.base_dir / "node.pid"
+        self.log_path = self.base_dir / "server.log"
+        self.env = {**os.environ,
+                    "HOME": str(self.base_dir),  # its own .erlang.cookie, shared with its ctl
+                    "RABBITMQ_NODENAME": self.node,
+                    "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+                    "RABBITMQ_NODE_PORT": str(self.port),
+                    "RABBITMQ_DIST_PORT": str(self.dist_port),
+                    "RABBITMQ_MNESIA_BASE": str(self.base_dir / "mnesia"),
+                    "RABBITMQ_LOG_BASE": str(self.base_dir / "log"),
+                    "RABBITMQ_CONFIG_FILE": str(self.base_dir / "rabbitmq.conf"),
+                    "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.base_dir / "advanced.config"),
+                    "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base_dir / "enabled_plugins"),
+                    "RABBITMQ_CONF_ENV_FILE": str(self.base_dir / "rabbitmq-env.conf"),
+                    "RABBITMQ_PID_FILE": str(self.pid_file),
+                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS":
+                        "-kernel inet_dist_use_interface {127,0,0,1}",
+                    "ERL_EPMD_ADDRESS": "127.0.0.1"}
+
+    @staticmethod
+    def unavailable():
+        if rabbitmq_scripts() is None:
+            return "rabbitmq-server is not installed (needed for a private RabbitMQ node)"
+        return None
+
+    def uri(self, vhost=""):
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost}"
+
+    def _write_config(self):
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        (self.base_dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        (self.base_dir / "advanced.config").write_text("[].\n")
+        (self.base_dir / "enabled_plugins").write_text("[].\n")
+        (self.base_dir / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's node name
+
+    def ctl(self, *args, timeout=60):
+        return subprocess.run([self.ctl_script, "-q", "-n", self.node, *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start(self, timeout=60.0):
+        self._write_config()
+        self.pid_file.unlink(missing_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([self.server_script], env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        waited = self.ctl("wait", str(self.pid_file), "--timeout", str(int(timeout)),
+                          timeout=timeout + 10)
+        if waited.returncode != 0 or self.process.poll() is not None:
+            self.kill()
+            raise AssertionError(f"the private RabbitMQ node {self.node} did not start: "
+                                 f"{waited.stderr.strip()}\n{self.log()}")
+        wait_until(self._accepts, timeout=timeout, interval=0.1,
+                   message=f"{self.node} to accept AMQP connections")
+        return self
+
+    def _accepts(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def stop(self, timeout=60.0):
+        """A clean stop of the node (``rabbitmqctl stop``), as an operator's restart does."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.ctl("stop", str(self.pid_file), timeout=timeout)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def restart(self, timeout=60.0):
+        self.stop(timeout)
+        return self.start(timeout)
+
+    def kill(self):
+        """SIGKILL the node's process group (the Erlang VM and its helpers)."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+    def add_vhost(self, name):
+        for args in (("add_vhost", name), ("set_permissions", "-p", name, "guest", ".*", ".*",
+                                           ".*")):
+            done = self.ctl(*args)
+            if done.returncode != 0:
+                raise AssertionError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
+        return self.uri(name)
+
+    def queues(self, vhost):
+        """``{queue: (ready, unacknowledged, consumers)}`` of a vhost."""
+        listed = self.ctl("list_queues", "-p", vhost, "--no-table-headers", "name",
+                          "messages_ready", "messages_unacknowledged", "consumers")
+        found = {}
+        for line in listed.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 4 and parts[1].isdigit():
+                found[parts[0]] = tuple(int(n) for n in parts[1:])
+        return found
+
+    def close(self):
+        self.stop(timeout=30)
+        self.kill()
+

@@ -14,6 +14,7 @@ _RESPONSE_NAMES = {
     406: "NOT_ACCEPTABLE",
     409: "CONFLICT",
     413: "REQUEST_ENTITY_TOO_LARGE",
+    414: "REQUEST_URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "UNPROCESSABLE_ENTITY",
     429: "TOO_MANY_REQUESTS",
@@ -27,9 +28,10 @@ RPC_ERRORS = (503, 504)
 
 def error_responses(blp, *statuses):
     """Document the error responses a route can give (all in the api.md error format); every
-    API route can also answer 429 (``rate_limits.py``), so that one is always listed."""
+    API route can also answer 414 (a request line longer than gunicorn takes,
+    ``gunicorn_conf.py``) and 429 (``rate_limits.py``), so those are always listed."""
     def decorator(func):
-        for status in dict.fromkeys((*statuses, 429)):
+        for status in dict.fromkeys((*statuses, 414, 429)):
             func = blp.alt_response(status, _RESPONSE_NAMES[status])(func)
         return func
     return decorator

@@ -26,7 +26,7 @@ import re
 from flask import Response, request
 from flask_smorest import Blueprint
 
-from crm_gateway import rpc
+from crm_gateway import rpc, scopes
 from crm_gateway.blueprints import (AUTH_ERRORS, RPC_ERRORS, actor, error_responses,
                                      given_filters)
 from crm_gateway.schemas.analytics import (
@@ -82,7 +82,8 @@ class NotAcceptable(CrmError):
 def customer_scores(customer_id):
     """A customer's scores of the current score run: RFM (recency, frequency, monetary, their
     1-5 scores and segment), CLV, value tier, churn risk with its reasons. A customer not
-    scored yet (or unknown) → 404."""
+    scored yet (or unknown, or not one of a customer manager's own) → 404."""
+    scopes.require_customer(customer_id)
     return rpc.call(ANALYTICS, "get_scores", customer_id)
 
 

@@ -3,6 +3,7 @@
 Each view validates the request (marshmallow), adds who is asking (``actor``), calls one RPC
 (docs/rpc-contracts.md) and dumps the answer through a schema, which masks personal data by
 role. The service's NotFound/Conflict/InvalidInput become 404/409/422 (crm_gateway.errors).
+Which customers a caller reaches (a customer manager their own …) is ``crm_gateway.scopes``.
 """
 import csv
 import io
@@ -10,16 +11,15 @@ from datetime import datetime, timezone
 
 from flask import Response, request
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from crm_kit.errors import InvalidInput
-from crm_gateway import customer_360, db, rpc
+from crm_gateway import customer_360, db, rpc, scopes
 from crm_gateway.auth import current_caller
 from crm_gateway.blueprints import (AUTH_ERRORS, RPC_ERRORS, actor, error_responses,
                                      given_filters, require_active_staff)
 from crm_gateway.errors import BadRequest, Forbidden, error_response
 from crm_gateway.models import Staff
-from crm_gateway.permissions import ADMIN, CUSTOMER_MANAGER, EXECUTIVE, SALES_SUPERVISOR
+from crm_gateway.permissions import CUSTOMER_MANAGER
 from crm_gateway.schemas.customers import (
     AlertPageSchema, AlertQuerySchema, AlertSchema, ChurnDecisionInSchema, Customer360Schema,
     CustomerChangesSchema, CustomerCreateSchema, CustomerPageSchema, CustomerQuerySchema,
@@ -60,6 +60,8 @@ def create_customer(data):
     caller = current_caller()
     if not data.get("owner_id") and caller.has_role(CUSTOMER_MANAGER):
         data["owner_id"] = caller.id
+    if data.get("owner_id") is not None:
+        scopes.check_owner("owner_id", data["owner_id"])
     require_active_staff("owner_id", data.get("owner_id"))
     return rpc.call(CUSTOMER, "create_customer", data, actor())
 
@@ -70,7 +72,8 @@ def create_customer(data):
 @error_responses(blp, *AUTH_ERRORS, *RPC_ERRORS)
 def list_customers(query):
     """Search customers by text (name, mobile, email), stage, tag, owner, value tier, district."""
-    return rpc.call(CUSTOMER, "list_customers", given_filters(query, FILTERS), query["page"], query["per_page"])
+    filters = scopes.customer_filters(given_filters(query, FILTERS))
+    return rpc.call(CUSTOMER, "list_customers", filters, query["page"], query["per_page"])
 
 
 @blp.route("/customers/<customer_id>", methods=["GET"])
@@ -78,7 +81,7 @@ def list_customers(query):
 @error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def get_customer(customer_id):
     """One customer."""
-    return rpc.call(CUSTOMER, "get_customer", customer_id)
+    return scopes.check_customer(rpc.call(CUSTOMER, "get_customer", customer_id))
 
 
 @blp.route("/customers/<customer_id>", methods=["PATCH"])
@@ -90,15 +93,18 @@ def update_customer(changes, customer_id):
     if not changes:
         raise InvalidInput({"_schema": ["give at least one field to change"]})
     if "owner_id" in changes:
+        scopes.check_owner("owner_id", changes["owner_id"])
         require_active_staff("owner_id", changes["owner_id"])
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "update_customer", customer_id, changes, actor())
 
 
 @blp.route("/customers/<customer_id>", methods=["DELETE"])
 @blp.response(204)
-@error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
+@error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def archive_customer(customer_id):
     """Archive a customer: hidden from lists, kept for history."""
+    scopes.require_customer(customer_id)
     rpc.call(CUSTOMER, "archive_customer", customer_id, actor())
 
 
@@ -112,7 +118,9 @@ def customer_360_view(customer_id):
     A section whose service is down or not deployed is ``{"available": false, "reason": …}``;
     the rest still comes back.
     """
-    return customer_360.gather(customer_id, current_caller())
+    view = customer_360.gather(customer_id, current_caller())
+    scopes.check_customer(view["profile"])
+    return view
 
 
 # ---------------------------------------------------------------- interactions, tags, lifecycle
@@ -120,9 +128,10 @@ def customer_360_view(customer_id):
 @blp.route("/customers/<customer_id>/interactions", methods=["POST"])
 @blp.arguments(InteractionInSchema)
 @blp.response(201, InteractionSchema)
-@error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
+@error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def add_interaction(data, customer_id):
     """Log a contact with the customer on any channel."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "add_interaction", customer_id, data, actor())
 
 
@@ -132,23 +141,26 @@ def add_interaction(data, customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def list_interactions(query, customer_id):
     """The customer's interaction log, newest first."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "list_interactions", customer_id, query["page"], query["per_page"])
 
 
 @blp.route("/customers/<customer_id>/tags", methods=["POST"])
 @blp.arguments(TagsInSchema)
 @blp.response(200, CustomerSchema)
-@error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
+@error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def add_tags(data, customer_id):
     """Add tags (already present ones are kept once)."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "add_tags", customer_id, data["tags"], actor())
 
 
 @blp.route("/customers/<customer_id>/tags/<tag>", methods=["DELETE"])
 @blp.response(200, CustomerSchema)
-@error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
+@error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def remove_tag(customer_id, tag):
     """Remove one tag."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "remove_tag", customer_id, tag, actor())
 
 
@@ -158,6 +170,7 @@ def remove_tag(customer_id, tag):
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def change_stage(data, customer_id):
     """Move the customer to another lifecycle stage, with the reason (recorded in the history)."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "change_stage", customer_id, data["stage"], data["reason"],
                     actor(), data.get("approver_id"))
 
@@ -167,6 +180,7 @@ def change_stage(data, customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def stage_history(customer_id):
     """Every stage transition with its trigger, actor and approver."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "stage_history", customer_id)
 
 
@@ -176,6 +190,7 @@ def stage_history(customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def churn_decision(data, customer_id):
     """On a churn warning: keep trying, or confirm the churn (with reason and competitor)."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "churn_decision", customer_id, data["decision"], data["reason"],
                     data.get("competitor"), actor())
 
@@ -186,6 +201,7 @@ def churn_decision(data, customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def adjust_points(data, customer_id):
     """Add or take member points by hand, with the reason (admin, sales supervisor)."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "adjust_points", customer_id, data["delta"], data["reason"],
                     actor())
 
@@ -199,6 +215,7 @@ def adjust_points(data, customer_id):
 def handover(data):
     """Move some or all customers of one owner to another (e.g. a manager leaving)."""
     _require_staff("from_owner_id", data["from_owner_id"])  # may have left: inactive is fine
+    scopes.check_team_member("from_owner_id", data["from_owner_id"])
     require_active_staff("to_owner_id", data["to_owner_id"])
     return rpc.call(CUSTOMER, "handover", data["from_owner_id"], data["to_owner_id"],
                     data.get("customer_ids"), data["reason"], actor())
@@ -208,8 +225,10 @@ def handover(data):
 @blp.response(200, DuplicateSchema(many=True))
 @error_responses(blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def find_duplicates(customer_id):
-    """Other customers with the same mobile, email or ID number."""
-    return rpc.call(CUSTOMER, "find_duplicates", customer_id)
+    """Other customers with the same mobile, email or ID number (those the caller reaches)."""
+    scopes.require_customer(customer_id)
+    return [duplicate for duplicate in rpc.call(CUSTOMER, "find_duplicates", customer_id)
+            if scopes.customer_visible(duplicate["customer"])]
 
 
 @blp.route("/customers/<customer_id>/merge", methods=["POST"])
@@ -218,6 +237,8 @@ def find_duplicates(customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def merge(data, customer_id):
     """Merge a duplicate into this customer; returns the surviving customer."""
+    scopes.require_customer(customer_id)
+    scopes.require_customer(data["duplicate_id"])
     return rpc.call(CUSTOMER, "merge_customers", customer_id, data["duplicate_id"], actor())
 
 
@@ -226,6 +247,7 @@ def merge(data, customer_id):
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def erase(customer_id):
     """Erase the person on request: anonymised here and, through events, in every service."""
+    scopes.require_customer(customer_id)
     return rpc.call(CUSTOMER, "erase_customer", customer_id, actor())
 
 
@@ -239,7 +261,7 @@ def erase(customer_id):
     "content": {"text/csv": {"schema": {"type": "string"}}},
 })
 @blp.response(200, ImportResultSchema)
-@error_responses(blp, 400, *AUTH_ERRORS, 415, *RPC_ERRORS)
+@error_responses(blp, 400, *AUTH_ERRORS, 415, 422, *RPC_ERRORS)
 def import_customers():
     """Create or update customers from CSV; each bad row is reported, good rows are kept."""
     if request.mimetype not in CSV_TYPES:
@@ -251,7 +273,9 @@ def import_customers():
     text = text.removeprefix("\ufeff")  # Excel writes a BOM
     if not text.strip():
         raise InvalidInput({"_schema": ["the CSV is empty"]})
-    return rpc.call(CUSTOMER, "import_csv", text, actor(), timeout=BULK_TIMEOUT)
+    reach = scopes.current()
+    return rpc.call(CUSTOMER, "import_csv", text, actor(),
+                    reach.owner_ids if reach is not None else None, timeout=BULK_TIMEOUT)
 
 
 def _unsupported_media_type():
@@ -294,7 +318,8 @@ def _csv_row(customer):
 @error_responses(blp, *AUTH_ERRORS, *RPC_ERRORS)
 def export_customers(query):
     """All customers matching the filters as CSV."""
-    customers = rpc.call(CUSTOMER, "export_customers", given_filters(query, FILTERS), timeout=BULK_TIMEOUT)
+    filters = scopes.customer_filters(given_filters(query, FILTERS))
+    customers = rpc.call(CUSTOMER, "export_customers", filters, timeout=BULK_TIMEOUT)
     masked = CustomerSchema(many=True).dump(customers)
     out = io.StringIO()
     out.write("\ufeff")
@@ -318,35 +343,31 @@ def list_alerts(query):
     A customer manager sees their own; a sales supervisor their own and their team's (staff
     whose supervisor they are); executives and admins everyone's.
     """
-    caller = current_caller()
     filters = {"status": query["status"]} if query.get("status") else {}
     owner_id = query.get("owner_id")
-    if caller.has_role(ADMIN, EXECUTIVE):
+    reach = scopes.current()
+    if reach is None:
         if owner_id:
             filters["owner_id"] = owner_id
     else:
-        visible = {caller.id}
-        if caller.has_role(SALES_SUPERVISOR):
-            visible |= _team_of(caller.id)
         if owner_id:
-            if owner_id not in visible:
+            if owner_id not in reach.staff_ids:
                 raise Forbidden("You may only see alerts of yourself and your team.")
             filters["owner_id"] = owner_id
         else:
-            filters["owner_ids"] = sorted(visible)
+            filters["owner_ids"] = sorted(reach.staff_ids)
     return rpc.call(CUSTOMER, "list_alerts", filters, query["page"], query["per_page"])
-
-
-def _team_of(supervisor_id):
-    return set(db.session().scalars(select(Staff.id).where(Staff.supervisor_id == supervisor_id)))
 
 
 @blp.route("/customer-alerts/<alert_id>/ack", methods=["POST"])
 @blp.response(200, AlertSchema)
 @error_responses(blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def acknowledge_alert(alert_id):
-    """Acknowledge an open alert (409 when it is no longer open)."""
-    return rpc.call(CUSTOMER, "acknowledge_alert", alert_id, actor())
+    """Acknowledge an open alert (409 when it is no longer open); an alert of a customer the
+    caller does not reach is answered as one that does not exist."""
+    reach = scopes.current()
+    owner_ids = sorted(reach.staff_ids) if reach is not None else None
+    return rpc.call(CUSTOMER, "acknowledge_alert", alert_id, actor(), owner_ids)
 
 
 @blp.route("/customer-settings/stage-limits", methods=["GET"])

@@ -8,12 +8,13 @@ dumps the answer through a schema. The service's NotFound/Conflict/InvalidInput 
 404/409/422 with their details (crm_gateway.errors). Money stays a decimal string end to end.
 
 Who may call what is in ``permissions.ROUTES``; the one finer rule here: a technician may
-PATCH a unit's ``status`` only (to put it under maintenance and back). Object-level limits
-(a customer manager's own opportunities, a supervisor's team) come later.
+PATCH a unit's ``status`` only (to put it under maintenance and back). Which records a caller
+reaches (a customer manager's own customers, opportunities and tasks, a supervisor's team) is
+``crm_gateway.scopes``: detail routes answer 404 beyond it, lists are filtered to it.
 """
 from flask_smorest import Blueprint
 
-from crm_gateway import rpc
+from crm_gateway import rpc, scopes
 from crm_gateway.auth import current_caller
 from crm_gateway.blueprints import (AUTH_ERRORS, RPC_ERRORS, actor, error_responses,
                                      given_filters, require_active_staff)
@@ -114,8 +115,11 @@ def create_opportunity(data):
     caller = current_caller()
     if not data.get("owner_id") and caller.has_role(CUSTOMER_MANAGER):
         data["owner_id"] = caller.id
+    if data.get("owner_id") is not None:
+        scopes.check_owner("owner_id", data["owner_id"])
     require_active_staff("owner_id", data.get("owner_id"))
-    return rpc.call(SALES, "create_opportunity", data, actor())
+    with scopes.references(data, customer_id="customer") as body:
+        return rpc.call(SALES, "create_opportunity", body, actor())
 
 
 @opportunities_blp.route("/opportunities", methods=["GET"])
@@ -125,8 +129,9 @@ def create_opportunity(data):
 def list_opportunities(query):
     """Opportunities by customer, stage, owner, kind (``new``/``renewal``) and ``stagnant``
     (past their stage's limit); the newest first."""
-    return _page("list_opportunities", query,
-                 ("customer_id", "stage", "owner_id", "kind", "stagnant"))
+    filters = given_filters(query, ("customer_id", "stage", "owner_id", "kind", "stagnant"))
+    return rpc.call(SALES, "list_opportunities", scopes.by_owner_or_customer(filters),
+                    query["page"], query["per_page"])
 
 
 @opportunities_blp.route("/opportunities/forecast", methods=["GET"])
@@ -136,7 +141,7 @@ def list_opportunities(query):
 def forecast(query):
     """The sales forecast: Σ expected value × stage probability of the open opportunities, in
     total, by owner and by expected month."""
-    return rpc.call(SALES, "forecast", given_filters(query, ("owner_id", "kind")))
+    return rpc.call(SALES, "forecast", scopes.by_owner(given_filters(query, ("owner_id", "kind"))))
 
 
 @opportunities_blp.route("/opportunities/<opportunity_id>", methods=["GET"])
@@ -145,7 +150,7 @@ def forecast(query):
 def get_opportunity(opportunity_id):
     """One opportunity with its plan steps and its ``history`` (every stage change and
     assignment: who, when, why)."""
-    return rpc.call(SALES, "get_opportunity", opportunity_id)
+    return scopes.fetch("opportunity", opportunity_id)
 
 
 @opportunities_blp.route("/opportunities/<opportunity_id>/stage", methods=["POST"])
@@ -155,6 +160,7 @@ def get_opportunity(opportunity_id):
 def change_opportunity_stage(data, opportunity_id):
     """Move an open opportunity to another stage with a ``reason``; ``lost`` needs a
     ``loss_reason``. ``won`` and ``lost`` are final (409)."""
+    scopes.require("opportunity", opportunity_id)
     return rpc.call(SALES, "change_opportunity_stage", opportunity_id, data, actor())
 
 
@@ -164,6 +170,7 @@ def change_opportunity_stage(data, opportunity_id):
 @error_responses(opportunities_blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def assign_opportunity(data, opportunity_id):
     """Give the opportunity to another owner (an active staff member); its open tasks follow."""
+    scopes.require("opportunity", opportunity_id)
     owner_id = data.get("owner_id")
     if isinstance(owner_id, str) and owner_id:
         require_active_staff("owner_id", owner_id)
@@ -177,6 +184,7 @@ def assign_opportunity(data, opportunity_id):
 def add_plan_step(data, opportunity_id):
     """Add a step to the opportunity's development plan; answers the opportunity with its
     ``plan_steps`` (the new one last). 409 when the opportunity is won or lost."""
+    scopes.require("opportunity", opportunity_id)
     return rpc.call(SALES, "add_plan_step", opportunity_id, data, actor())
 
 
@@ -187,6 +195,7 @@ def add_plan_step(data, opportunity_id):
 @error_responses(opportunities_blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def complete_plan_step(data, opportunity_id, step_id):
     """Record a plan step as carried out, with its ``result`` (409 if done already)."""
+    scopes.require("opportunity", opportunity_id)
     return rpc.call(SALES, "complete_plan_step", opportunity_id, step_id, data.get("result"),
                     actor())
 
@@ -220,7 +229,8 @@ def book_viewing(data):
     The staff member (default: the caller) or the unit already booked at an overlapping time
     → 409 naming the clashing viewing."""
     require_active_staff("staff_id", data.get("staff_id"))
-    return rpc.call(SALES, "book_viewing", data, actor())
+    with scopes.references(data, opportunity_id="opportunity") as body:
+        return rpc.call(SALES, "book_viewing", body, actor())
 
 
 @opportunities_blp.route("/viewings", methods=["GET"])
@@ -230,8 +240,10 @@ def book_viewing(data):
 def list_viewings(query):
     """Viewings by opportunity, staff member, unit, customer, status and time
     (``from``/``to``), in time order: a staff member's or a unit's calendar."""
-    return _page("list_viewings", query, ("opportunity_id", "staff_id", "unit_id",
-                                          "customer_id", "status", "from", "to"))
+    filters = given_filters(query, ("opportunity_id", "staff_id", "unit_id", "customer_id",
+                                    "status", "from", "to"))
+    return rpc.call(SALES, "list_viewings", scopes.by_owner_or_customer(filters),
+                    query["page"], query["per_page"])
 
 
 @opportunities_blp.route("/viewings/<viewing_id>", methods=["PATCH"])
@@ -241,6 +253,7 @@ def list_viewings(query):
 def record_viewing_outcome(data, viewing_id):
     """Record how a scheduled viewing went (``result`` and ``outcome`` text): it is completed
     and the opportunity moves to ``viewed`` (not for a ``no_show``). 409 if not scheduled."""
+    scopes.require("viewing", viewing_id)
     return rpc.call(SALES, "record_viewing_outcome", viewing_id, data, actor())
 
 
@@ -256,7 +269,8 @@ def sign_lease(data):
     for part of the term → 409; an unknown customer → 422 on ``customer_id``, nothing written.
     ``start_date`` may lie in the past (leases entered after the fact)."""
     require_active_staff("owner_id", data.get("owner_id"))
-    return rpc.call(SALES, "sign_lease", data, actor())
+    with scopes.references(data, customer_id="customer", opportunity_id="opportunity") as body:
+        return rpc.call(SALES, "sign_lease", body, actor())
 
 
 @leases_blp.route("/leases", methods=["GET"])
@@ -265,7 +279,9 @@ def sign_lease(data):
 @error_responses(leases_blp, *AUTH_ERRORS, *RPC_ERRORS)
 def list_leases(query):
     """Leases by customer, status, unit, owner; the latest start first (without bills)."""
-    return _page("list_leases", query, ("customer_id", "status", "unit_id", "owner_id"))
+    filters = given_filters(query, ("customer_id", "status", "unit_id", "owner_id"))
+    return rpc.call(SALES, "list_leases", scopes.by_customer(filters), query["page"],
+                    query["per_page"])
 
 
 @leases_blp.route("/leases/<lease_id>", methods=["GET"])
@@ -273,7 +289,7 @@ def list_leases(query):
 @error_responses(leases_blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def get_lease(lease_id):
     """One lease with its bills and its ``deposit_refund`` (null until settled)."""
-    return rpc.call(SALES, "get_lease", lease_id)
+    return scopes.fetch("lease", lease_id)
 
 
 @leases_blp.route("/leases/<lease_id>/renew", methods=["POST"])
@@ -284,6 +300,7 @@ def renew_lease(data, lease_id):
     """Renew an active lease: a new lease from the day after its end to ``end_date`` at the new
     rent (answered, 201, with its bill schedule; the deposit carries over); the old one
     becomes ``renewed``."""
+    scopes.require("lease", lease_id)
     return rpc.call(SALES, "renew_lease", lease_id, data, actor())
 
 
@@ -294,6 +311,7 @@ def renew_lease(data, lease_id):
 def terminate_lease(data, lease_id):
     """End an active lease early on ``date`` (inside the term): later unpaid rent is voided,
     the rent of the period containing the date is cut to it, the unit is freed."""
+    scopes.require("lease", lease_id)
     return rpc.call(SALES, "terminate_lease", lease_id, data, actor())
 
 
@@ -303,6 +321,7 @@ def terminate_lease(data, lease_id):
 @error_responses(leases_blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def list_lease_bills(query, lease_id):
     """The lease's bills (deposit, rent, extra charges, late fees) by due date."""
+    scopes.require("lease", lease_id)
     page = rpc.call(SALES, "list_bills", {"lease_id": lease_id,
                                           **given_filters(query, ("status", "kind"))},
                     query["page"], query["per_page"])
@@ -317,6 +336,7 @@ def list_lease_bills(query, lease_id):
 @error_responses(leases_blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def add_charge(data, lease_id):
     """An extra line item on the lease (utilities, a service fee, other), as its own bill."""
+    scopes.require("lease", lease_id)
     return rpc.call(SALES, "add_charge", lease_id, data, actor())
 
 
@@ -328,6 +348,7 @@ def refund_deposit(data, lease_id):
     """Settle the deposit at move-out (an ended or terminated lease, once; 409 otherwise): the
     deposit paid − the given deductions − what is still owed on the lease (those bills are
     settled from the deposit); more deductions than the deposit → 422."""
+    scopes.require("lease", lease_id)
     return rpc.call(SALES, "refund_deposit", lease_id, data, actor())
 
 
@@ -340,7 +361,9 @@ def refund_deposit(data, lease_id):
 def list_bills(query):
     """Bills by status (``overdue``: unpaid or partly paid past the due date, at once),
     customer, lease, owner, kind; by due date."""
-    return _page("list_bills", query, ("status", "customer_id", "lease_id", "owner_id", "kind"))
+    filters = given_filters(query, ("status", "customer_id", "lease_id", "owner_id", "kind"))
+    return rpc.call(SALES, "list_bills", scopes.by_customer(filters), query["page"],
+                    query["per_page"])
 
 
 @leases_blp.route("/bills/<bill_id>", methods=["GET"])
@@ -348,7 +371,7 @@ def list_bills(query):
 @error_responses(leases_blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def get_bill(bill_id):
     """One bill with its ``payments``."""
-    return rpc.call(SALES, "get_bill", bill_id)
+    return scopes.fetch("bill", bill_id)
 
 
 @leases_blp.route("/payments", methods=["POST"])
@@ -364,7 +387,8 @@ def record_payment(data, headers):
     and answers the first payment, again with 201 (a client need not tell a first answer from
     a replayed one); the same key with another bill or amount → 409.
     """
-    return rpc.call(SALES, "record_payment", data, headers.get("idempotency_key"), actor())
+    with scopes.references(data, bill_id="bill") as body:
+        return rpc.call(SALES, "record_payment", body, headers.get("idempotency_key"), actor())
 
 
 # ================================================================ tasks
@@ -379,7 +403,8 @@ def create_task(data):
     if not data.get("owner_id"):
         data["owner_id"] = current_caller().id
     require_active_staff("owner_id", data["owner_id"])
-    return rpc.call(SALES, "create_task", data, actor())
+    with scopes.references(data, customer_id="customer", opportunity_id="opportunity") as body:
+        return rpc.call(SALES, "create_task", body, actor())
 
 
 @tasks_blp.route("/tasks", methods=["GET"])
@@ -389,8 +414,10 @@ def create_task(data):
 def list_tasks(query):
     """Tasks by owner, status (``open``/``done``), ``overdue``, ``urged``, kind, customer,
     opportunity, lease, bill (e.g. a bill's collection task); the earliest due first."""
-    return _page("list_tasks", query, ("owner_id", "status", "overdue", "urged", "kind",
-                                       "customer_id", "opportunity_id", "lease_id", "bill_id"))
+    filters = given_filters(query, ("owner_id", "status", "overdue", "urged", "kind",
+                                    "customer_id", "opportunity_id", "lease_id", "bill_id"))
+    return rpc.call(SALES, "list_tasks", scopes.by_owner(filters), query["page"],
+                    query["per_page"])
 
 
 @tasks_blp.route("/tasks/<task_id>/done", methods=["POST"])
@@ -400,6 +427,7 @@ def list_tasks(query):
 def complete_task(data, task_id):
     """Mark a task done, with an optional ``result``; it stays as history (409 if done
     already)."""
+    scopes.require("task", task_id)
     return rpc.call(SALES, "complete_task", task_id, data.get("result"), actor())
 
 
@@ -409,4 +437,5 @@ def complete_task(data, task_id):
 def urge_task(task_id):
     """催办: urge the owner of an open task past its due time (``urge_count`` + 1, the owner is
     notified); 409 when the task is done or not yet due."""
+    scopes.require("task", task_id)
     return rpc.call(SALES, "urge_task", task_id, actor())

@@ -10,12 +10,14 @@ service's NotFound/Conflict/InvalidInput become 404/409/422 with their details
 Launching a campaign answers 202 Accepted with the campaign (``launching``): the service records
 its recipients in the background, then sends; ``GET /campaigns/{id}/stats`` follows the progress.
 
-Who may call what is in ``permissions.ROUTES`` ("marketing" groups).
+Who may call what is in ``permissions.ROUTES`` ("marketing" groups). A customer manager or
+supervisor reaches the delivery log and the campaign responses of their own customers only
+(``crm_gateway.scopes``).
 """
 from flask import jsonify
 from flask_smorest import Blueprint
 
-from crm_gateway import rpc
+from crm_gateway import rpc, scopes
 from crm_gateway.blueprints import (AUTH_ERRORS, RPC_ERRORS, actor, error_responses,
                                      given_filters)
 from crm_gateway.schemas.common import PageQuery
@@ -153,7 +155,8 @@ def record_response(data, campaign_id):
     """A recipient answered the campaign: an opportunity (source ``campaign``) opens for them
     in the sales service. Not a recipient → 422 on ``customer_id``; a second response of the
     same customer → 409."""
-    return rpc.call(MARKETING, "record_response", campaign_id, data, actor())
+    with scopes.references(data, customer_id="customer") as body:
+        return rpc.call(MARKETING, "record_response", campaign_id, body, actor())
 
 
 @campaigns_blp.route("/campaigns/<campaign_id>/responses", methods=["GET"])
@@ -161,8 +164,9 @@ def record_response(data, campaign_id):
 @campaigns_blp.response(200, ResponsePageSchema)
 @error_responses(campaigns_blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def list_responses(query, campaign_id):
-    """The campaign's responses."""
-    return rpc.call(MARKETING, "list_responses", campaign_id, query["page"], query["per_page"])
+    """The campaign's responses (a customer manager's: of their customers)."""
+    return rpc.call(MARKETING, "list_responses", campaign_id, query["page"], query["per_page"],
+                    scopes.response_customers())
 
 
 # ================================================================ care rules
@@ -215,8 +219,10 @@ def run_care_rules(data):
 def list_messages(query):
     """The delivery log by customer, campaign, care rule, status and channel; the newest
     first. Each message with its ``body`` as sent."""
-    return _page("list_messages", query, ("customer_id", "campaign_id", "care_rule_id",
-                                          "status", "channel"))
+    filters = given_filters(query, ("customer_id", "campaign_id", "care_rule_id", "status",
+                                    "channel"))
+    return rpc.call(MARKETING, "list_messages", scopes.by_customer(filters), query["page"],
+                    query["per_page"])
 
 
 @messages_blp.route("/messages/<message_id>", methods=["GET"])
@@ -224,7 +230,7 @@ def list_messages(query):
 @error_responses(messages_blp, *AUTH_ERRORS, 404, *RPC_ERRORS)
 def get_message(message_id):
     """One message of the delivery log."""
-    return rpc.call(MARKETING, "get_message", message_id)
+    return scopes.fetch("message", message_id)
 
 
 @messages_blp.route("/messages/<message_id>/receipts", methods=["POST"])

@@ -8,13 +8,14 @@ adds who is asking (``actor``), calls one RPC (docs/rpc-contracts.md, section "s
 and dumps the answer through a schema. The service's NotFound/Conflict/InvalidInput become
 404/409/422 with their details (crm_gateway.errors).
 
-Who may call what is in ``permissions.ROUTES``. Object-level limits (a technician's own
-tickets, an agent's queue) come later.
+Who may call what is in ``permissions.ROUTES``. Which tickets a caller reaches is
+``crm_gateway.scopes``: a customer manager those of their customers, a supervisor their
+team's; the service desk's own staff (agents, technicians) every ticket.
 """
 from flask_smorest import Blueprint
 
 from crm_kit.errors import InvalidInput, NotFound
-from crm_gateway import rpc
+from crm_gateway import rpc, scopes
 from crm_gateway.auth import staff_directory
 from crm_gateway.blueprints import (AUTH_ERRORS, RPC_ERRORS, actor, error_responses,
                                      given_filters, require_active_staff)
@@ -62,7 +63,8 @@ def create_ticket(data):
     look like its description (``suggested_articles``, best first). The service assigns it
     to a registered agent when one fits (then ``assigned``). An unknown customer, unit or
     lease → 422 naming the field."""
-    return rpc.call(SERVICE_DESK, "create_ticket", data, actor())
+    with scopes.references(data, customer_id="customer", lease_id="lease") as body:
+        return rpc.call(SERVICE_DESK, "create_ticket", body, actor())
 
 
 @tickets_blp.route("/tickets", methods=["GET"])
@@ -73,9 +75,10 @@ def list_tickets(query):
     """Tickets by status, type, assignee, customer, priority, channel, district, number and
     ``breached`` (an SLA target missed, now or in the past); the newest first, without
     history, comments or suggestions."""
-    return _page("list_tickets", query, ("status", "type", "assignee_id", "customer_id",
-                                         "breached", "priority", "channel", "district",
-                                         "number"))
+    filters = given_filters(query, ("status", "type", "assignee_id", "customer_id", "breached",
+                                    "priority", "channel", "district", "number"))
+    return rpc.call(SERVICE_DESK, "list_tickets", scopes.by_customer(filters), query["page"],
+                    query["per_page"])
 
 
 @tickets_blp.route("/tickets/<ticket_id>", methods=["GET"])
@@ -84,7 +87,7 @@ def list_tickets(query):
 def get_ticket(ticket_id):
     """One ticket with its ``history`` (every change: who, when), ``comments`` and
     ``suggested_articles``."""
-    return rpc.call(SERVICE_DESK, "get_ticket", ticket_id)
+    return scopes.fetch("ticket", ticket_id)
 
 
 @tickets_blp.route("/tickets/<ticket_id>/assign", methods=["POST"])
@@ -96,6 +99,7 @@ def assign_ticket(data, ticket_id):
     ticket becomes ``assigned``. 409 when the ticket is closed."""
     assignee_id = data.get("assignee_id")
     require_active_staff("assignee_id", assignee_id)
+    scopes.require("ticket", ticket_id)
     return rpc.call(SERVICE_DESK, "assign_ticket", ticket_id, assignee_id, actor())
 
 
@@ -107,6 +111,7 @@ def change_ticket_status(data, ticket_id):
     """Move the ticket along its workflow (``in_progress``, ``awaiting_customer``,
     ``resolved``, ``closed`` …) with an optional ``note``; a transition the workflow does not
     allow → 409. Recorded in the ticket's history."""
+    scopes.require("ticket", ticket_id)
     return rpc.call(SERVICE_DESK, "change_ticket_status", ticket_id, data.get("status"),
                     data.get("note"), actor())
 
@@ -118,6 +123,7 @@ def change_ticket_status(data, ticket_id):
 def add_comment(data, ticket_id):
     """A comment on the ticket by the caller (a staff member's first reply meets the
     first-response target)."""
+    scopes.require("ticket", ticket_id)
     return rpc.call(SERVICE_DESK, "add_comment", ticket_id, data.get("body"), actor())
 
 
@@ -129,6 +135,7 @@ def book_appointment(data, ticket_id):
     """Book an on-site visit (上门) for the ticket: the technician (an active staff member;
     default set by the service) already booked at an overlapping time → 409."""
     require_active_staff("technician_id", data.get("technician_id"))
+    scopes.require("ticket", ticket_id)
     return rpc.call(SERVICE_DESK, "book_appointment", ticket_id, data, actor())
 
 
@@ -139,6 +146,7 @@ def book_appointment(data, ticket_id):
 def record_feedback(data, ticket_id):
     """Record the customer's satisfaction (``rating`` 1-5, ``comment``) with a resolved or
     closed ticket, once (409 otherwise); answers the ticket with its ``feedback``."""
+    scopes.require("ticket", ticket_id)
     return rpc.call(SERVICE_DESK, "record_feedback", ticket_id, data, actor())
 
 
@@ -148,6 +156,7 @@ def record_feedback(data, ticket_id):
 @error_responses(tickets_blp, *AUTH_ERRORS, 404, 409, *RPC_ERRORS)
 def reopen_ticket(data, ticket_id):
     """Reopen a resolved or closed ticket with a ``reason`` (``reopened``; 409 otherwise)."""
+    scopes.require("ticket", ticket_id)
     return rpc.call(SERVICE_DESK, "reopen_ticket", ticket_id, data.get("reason"), actor())
 
 
@@ -198,6 +207,7 @@ def search_articles(query):
 def ticket_to_article(data, ticket_id):
     """Turn a solved ticket into an article (``source_ticket_id``): the given fields, the rest
     from the ticket."""
+    scopes.require("ticket", ticket_id)
     return rpc.call(SERVICE_DESK, "ticket_to_article", ticket_id, data, actor())
 
 

@@ -4,10 +4,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from crm_kit.errors import Conflict, InvalidInput, NotFound
-from crm_gateway import db, lockout
+from crm_gateway import audit_trail, db, lockout
 from crm_gateway.auth import hash_password, staff_directory
-from crm_gateway.blueprints import AUTH_ERRORS, error_responses
-from crm_gateway.models import Staff
+from crm_gateway.blueprints import AUTH_ERRORS, actor, error_responses
+from crm_gateway.models import Staff, new_id
 from crm_gateway.permissions import ADMIN
 from crm_gateway.schemas.staff import (StaffCreateSchema, StaffPageSchema, StaffQuerySchema,
                                        StaffSchema, StaffUpdateSchema)
@@ -46,11 +46,12 @@ def create_staff(data):
     if session.scalar(select(Staff.id).where(Staff.username == username)):
         raise _username_taken(username)
     _check_supervisor(session, data.get("supervisor_id"))
-    staff = Staff(username=username, password_hash=hash_password(data["password"]),
+    staff = Staff(id=new_id(), username=username, password_hash=hash_password(data["password"]),
                   display_name=data["display_name"], roles=data["roles"],
                   district=data.get("district"), supervisor_id=data.get("supervisor_id"),
                   active=True, token_version=1)
     session.add(staff)
+    audit_trail.record_staff(session, actor(), "staff.created", staff, None)
     try:
         session.commit()
     except IntegrityError:  # created by a concurrent request since our check
@@ -111,6 +112,7 @@ def update_staff(changes, staff_id):
                        {"roles": ["the last active admin must keep the admin role"]})
 
     revoke = "password" in changes or changes.get("active") is False
+    before, password_changed = audit_trail.staff_view(staff), "password" in changes
     if "password" in changes:
         staff.password_hash = hash_password(changes.pop("password"))
         lockout.clear(session, staff.username)  # a new password also lifts a lockout
@@ -118,6 +120,7 @@ def update_staff(changes, staff_id):
         setattr(staff, field, value)
     if revoke:
         staff.token_version += 1
+    audit_trail.record_staff(session, actor(), "staff.updated", staff, before, password_changed)
     session.commit()
     staff_directory().forget(staff.id)
     return staff

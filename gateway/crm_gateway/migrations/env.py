@@ -3,9 +3,10 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from crm_gateway.models import Base
+from crm_kit.audit import audit_metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = [Base.metadata, audit_metadata]  # staff, and the audit trail of their changes
 
 if context.is_offline_mode():
     context.configure(url=config.get_main_option("sqlalchemy.url"),

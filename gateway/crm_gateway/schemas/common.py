@@ -5,6 +5,8 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 MAX_PER_PAGE = 200
+#: a page number beyond any list (and whose offset every database can still count): larger → 422
+MAX_PAGE = 1_000_000
 #: api.md's interaction and campaign channels
 CHANNELS = ("phone", "wechat", "weibo", "web", "email", "sms", "in_app", "face_to_face")
 
@@ -66,7 +68,8 @@ class Value(DictSchema):
 
 
 class PageQuery(ma.Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE),
+                          metadata={"description": f"from 1, at most {MAX_PAGE}"})
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE),
                               metadata={"description": f"at most {MAX_PER_PAGE}"})
 

@@ -2,22 +2,29 @@
 
 A load error becomes ``InvalidInput`` (422 at the gateway) naming every bad field.
 """
+from datetime import date
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from crm_kit.validation import StrictSchema, id_field, load, load_filters  # noqa: F401
+
+from analytics_service.clock import business_today
 
 TIERS = ("key", "important", "ordinary", "small")
 GRANULARITIES = ("month", "quarter", "year")
 COMPOSITION_BY = ("district", "industry", "source", "age_band", "value_tier", "stage")
 WARNING_STATUSES = ("open", "kept", "churned")
 MAX_PERIOD_DAYS = 366 * 10
+#: the days a report's period may name (its instants must fit pandas' nanosecond clock)
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+_CALENDAR = validate.Range(FIRST_DAY, LAST_DAY, error=f"must be from {FIRST_DAY} to {LAST_DAY}")
 
 
 class PeriodFilters(StrictSchema):
     """``from``/``to`` (inclusive dates); defaults: the 12 months up to today."""
 
-    date_from = fields.Date(data_key="from")
-    date_to = fields.Date(data_key="to")
+    date_from = fields.Date(data_key="from", validate=_CALENDAR)
+    date_to = fields.Date(data_key="to", validate=_CALENDAR)
 
     @validates_schema
     def _order(self, data, **_):
@@ -26,6 +33,13 @@ class PeriodFilters(StrictSchema):
                 raise ValidationError("must not be before from", "to")
             if (data["date_to"] - data["date_from"]).days > MAX_PERIOD_DAYS:
                 raise ValidationError("a period is at most ten years", "to")
+        elif data.get("date_from"):  # ``to`` is today (the business clock): the same rules
+            today = business_today()
+            if data["date_from"] > today:
+                raise ValidationError("must not be after to (default: today)", "from")
+            if (today - data["date_from"]).days > MAX_PERIOD_DAYS:
+                raise ValidationError("a period is at most ten years (to defaults to today)",
+                                      "from")
 
 
 class TrendFilters(PeriodFilters):

@@ -1,6 +1,7 @@
 """The customer record (客户资料卡): create, read, search, update, tags, interactions,
 duplicates, merge, erasure, points. Plain functions over a SQLAlchemy session; the caller
-owns the transaction. Every change records its event in the outbox (same transaction).
+owns the transaction. Every change records its event in the outbox and its audit entry
+(``crm_kit.audit``, before/after of ``audit_view``) in the same transaction.
 """
 import uuid
 
@@ -8,9 +9,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 from sqlalchemy import update as sql_update
 
+from crm_kit import audit
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, InvalidInput, NotFound
-from crm_kit.outbox import record_event
+from crm_kit.outbox import forget_subjects, record_event
 from customer_service import membership, schemas, tagging
 from customer_service.models import (ChurnDecision, Contact, Customer, CustomerTag, Interaction,
                                      OwnerChange, PointEntry, StageChange, StagnationAlert)
@@ -54,6 +56,32 @@ def to_dict(customer, include_sensitive=True):
 def event_snapshot(customer):
     """What customer.* events carry: the record minus the ID number (state transfer)."""
     return to_dict(customer, include_sensitive=False)
+
+
+def audit_view(customer):
+    """The record as the audit trail keeps it, before and after a change (the audit keeps only
+    the fields that changed): everything staff or events can change, the ID number included.
+    Redacted from the trail when the customer is erased."""
+    data = {field: getattr(customer, field) for field in PROFILE_FIELDS}
+    data.update({
+        "consent": {**CONSENT_DEFAULT, **(customer.consent or {})},
+        "custom_fields": dict(customer.custom_fields or {}),
+        "tags": sorted(t.tag for t in customer.tags),
+        "contacts": [{"name": c.name, "mobile": c.mobile, "email": c.email, "title": c.title,
+                      "is_primary": bool(c.is_primary)} for c in customer.contacts],
+        "stage": customer.stage, "member_tier": customer.member_tier,
+        "points": customer.points, "leases_signed": customer.leases_signed,
+        "value_tier": customer.value_tier, "churn_risk": customer.churn_risk,
+        "merged_into": customer.merged_into, "archived": customer.archived_at is not None,
+    })
+    return data
+
+
+def audit_change(session, actor, action, customer, before, after=None):
+    """Record a change of ``customer`` (``after`` defaults to its record now)."""
+    return audit.record(session, actor, action, "customer", customer.id, before,
+                        audit_view(customer) if after is None else after,
+                        subject_id=customer.id)
 
 
 def get(session, customer_id, for_update=False):
@@ -111,11 +139,27 @@ def _filtered(filters):
             column = getattr(Customer, name)
             query = query.where(column.in_(value) if isinstance(value, list) else column == value)
     if filters.get("owner_ids") is not None:
-        query = query.where(Customer.owner_id.in_(filters["owner_ids"]))
+        query = query.where(_owned_by(filters["owner_ids"]))
     if filters.get("tag"):
         query = query.where(Customer.id.in_(
             select(CustomerTag.customer_id).where(CustomerTag.tag == filters["tag"])))
     return query
+
+
+def _owned_by(owner_ids):
+    """``owner_id`` is one of ``owner_ids``; a ``None`` among them stands for "no owner"."""
+    named = [owner for owner in owner_ids if owner is not None]
+    condition = Customer.owner_id.in_(named)
+    if len(named) != len(owner_ids):
+        condition = or_(condition, Customer.owner_id.is_(None))
+    return condition
+
+
+def ids_owned_by(session, owner_ids):
+    """The ids of every customer owned by one of ``owner_ids`` (``None``: no owner), archived
+    and merged ones included: what the gateway scopes a caller's leases, bills and tickets to."""
+    return list(session.scalars(select(Customer.id).where(_owned_by(list(owner_ids or ())))
+                                .order_by(Customer.id)))
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -162,6 +206,7 @@ def create(session, data, actor, validated=False):
                             trigger="created", actor_id=actor_id(actor), occurred_at=moment))
     session.flush()
     record_event(session, "customer.created", event_snapshot(customer))
+    audit_change(session, actor, "customer.created", customer, None)
     return customer
 
 
@@ -177,6 +222,7 @@ def update(session, customer_id, changes, actor, validated=False):
             changes.get("contacts") or (customer.contacts and "contacts" not in changes)):
         raise InvalidInput({"kind": ["remove the contacts before making this a person"]})
     old_owner = customer.owner_id
+    before = audit_view(customer)
     if "tags" in changes:
         set_manual_tags(customer, changes["tags"])
     _apply_profile(customer, changes)
@@ -185,6 +231,7 @@ def update(session, customer_id, changes, actor, validated=False):
     session.flush()
     record_event(session, "customer.updated", {"changed": sorted(changes),
                                                **event_snapshot(customer)})
+    audit_change(session, actor, "customer.updated", customer, before)
     if customer.owner_id != old_owner:
         _owner_changed(session, customer, old_owner, "edited on the record", actor)
     return customer
@@ -196,6 +243,8 @@ def archive(session, customer_id, actor):
     customer.archived_at = customer.updated_at = now()
     record_event(session, "customer.updated", {"changed": ["archived"],
                                                **event_snapshot(customer)})
+    audit_change(session, actor, "customer.archived", customer, {"archived": False},
+                 {"archived": True})
 
 
 def set_manual_tags(customer, names):
@@ -211,6 +260,7 @@ def add_tags(session, customer_id, tags, actor):
     if not names:
         raise InvalidInput({"tags": ["give at least one tag"]})
     customer = get_active(session, customer_id)
+    before = audit_view(customer)
     current = {t.tag: t for t in customer.tags}
     for name in names:
         if name in current:
@@ -218,7 +268,7 @@ def add_tags(session, customer_id, tags, actor):
         else:
             customer.tags.append(CustomerTag(tag=name, source="manual"))
             current[name] = customer.tags[-1]
-    return _tags_changed(session, customer)
+    return _tags_changed(session, customer, actor, before)
 
 
 def remove_tag(session, customer_id, tag, actor):
@@ -226,14 +276,16 @@ def remove_tag(session, customer_id, tag, actor):
     found = [t for t in customer.tags if t.tag == tag]
     if not found:
         raise NotFound(f"customer has no tag {tag!r}", {"tag": tag})
+    before = audit_view(customer)
     customer.tags.remove(found[0])
-    return _tags_changed(session, customer)
+    return _tags_changed(session, customer, actor, before)
 
 
-def _tags_changed(session, customer):
+def _tags_changed(session, customer, actor, before):
     customer.updated_at = now()
     session.flush()
     record_event(session, "customer.updated", {"changed": ["tags"], **event_snapshot(customer)})
+    audit_change(session, actor, "customer.tags_changed", customer, before)
     return customer
 
 
@@ -248,6 +300,8 @@ def add_interaction(session, customer_id, data, actor):
                               occurred_at=data.get("occurred_at") or moment, created_at=moment)
     session.add(interaction)
     session.flush()
+    audit.record(session, actor, "interaction.added", "interaction", interaction.id, None,
+                 interaction_dict(interaction), subject_id=customer.id)
     return interaction_dict(interaction)
 
 
@@ -286,6 +340,9 @@ def handover(session, data, actor):
         customer.owner_id = data["to_owner_id"]
         customer.updated_at = now()
         _owner_changed(session, customer, data["from_owner_id"], data["reason"], actor)
+        audit_change(session, actor, "customer.owner_changed", customer,
+                     {"owner_id": data["from_owner_id"]},
+                     {"owner_id": customer.owner_id, "reason": data["reason"]})
     return {"moved": len(customers), "customer_ids": [c.id for c in customers]}
 
 
@@ -353,6 +410,7 @@ def merge(session, survivor_id, duplicate_id, actor):
         raise InvalidInput({"duplicate_id": ["must be another customer"]})
     survivor = get_active(session, survivor_id)
     duplicate = get_active(session, duplicate_id)
+    survivor_before, duplicate_before = audit_view(survivor), audit_view(duplicate)
     moment = now()
     for field in PROFILE_FIELDS:
         if field != "mobile" and getattr(survivor, field) in (None, "") and getattr(duplicate, field):
@@ -398,6 +456,9 @@ def merge(session, survivor_id, duplicate_id, actor):
     record_event(session, "customer.merged", {
         "survivor_id": survivor.id, "merged_id": duplicate.id,
         "merged_mobile": duplicate_mobile, "customer": event_snapshot(survivor)})
+    audit_change(session, actor, "customer.merged", survivor, survivor_before,
+                 {**audit_view(survivor), "merged_id": duplicate.id})
+    audit_change(session, actor, "customer.merged_into", duplicate, duplicate_before)
     return survivor
 
 
@@ -405,37 +466,90 @@ def merge(session, survivor_id, duplicate_id, actor):
 def erase(session, customer_id, actor):
     """Right to erasure: anonymise the person here and tell every service (customer.erased).
 
-    What stays: the id, stage, dates and counts, so reports and money records keep adding up.
+    The person is the record and every record merged into it (directly or through others).
+    What stays: the ids, stages, dates and counts, so reports and money records keep adding up.
+    Their personal data also leaves the audit trail's copies and this service's kept event
+    history (the facts stay: what happened, when, by whom).
     """
     customer = get(session, customer_id, for_update=True)
     if customer.erased_at:
         return customer
     moment = now()
+    ids = [customer.id, *_merged_into(session, customer.id)]
+    audit.redact(session, ids)
+    audit_change(session, actor, "customer.erased", customer, {"erased": False},
+                 {"erased": True})
+    for record in session.scalars(select(Customer).where(Customer.id.in_(ids))):
+        _anonymise(record)
+        record.erased_at = record.updated_at = moment
+    for model, column in ((Interaction, "summary"), (ChurnDecision, "reason"),
+                          (StageChange, "reason")):
+        session.execute(sql_update(model).where(model.customer_id.in_(ids))
+                        .where(getattr(model, column).is_not(None))
+                        .values({column: ERASED_TEXT}))
+    forget_subjects(session, ids, scrub_event_data)
+    for erased_id in ids:
+        record_event(session, "customer.erased", {"customer_id": erased_id,
+                                                   "erased_at": moment.isoformat()})
+    return customer
+
+
+#: what erasure keeps of a profile (not personal on their own; reports group by them)
+KEPT_ON_ERASURE = ("kind", "owner_id", "district", "city", "source")
+ERASED_TEXT = "[erased]"
+#: a field's value once its person is erased, in the record and in kept events
+ERASED_VALUES = {**{field: None for field in PROFILE_FIELDS if field not in KEPT_ON_ERASURE},
+                 "name": ERASED_NAME, "contacts": [], "custom_fields": {}, "tags": [],
+                 "reason": ERASED_TEXT, "summary": ERASED_TEXT, "competitor": None}
+
+
+def _anonymise(customer):
     for field in PROFILE_FIELDS:
-        if field not in ("kind", "owner_id", "district", "city", "source"):
+        if field not in KEPT_ON_ERASURE:
             setattr(customer, field, None)
     customer.name = ERASED_NAME
     customer.consent = dict(CONSENT_DEFAULT)
     customer.custom_fields = {}
     customer.contacts = []
     customer.tags = []
-    session.execute(sql_update(Interaction).where(Interaction.customer_id == customer.id)
-                    .values(summary="[erased]"))
-    session.execute(sql_update(ChurnDecision).where(ChurnDecision.customer_id == customer.id)
-                    .values(reason="[erased]"))
-    customer.erased_at = customer.updated_at = moment
-    record_event(session, "customer.erased", {"customer_id": customer.id,
-                                               "erased_at": moment.isoformat()})
-    return customer
+
+
+def scrub_event_data(data, ids):
+    """An event's ``data`` with the personal values of the customers ``ids`` erased: in every
+    object about one of them (its ``id`` or ``customer_id``), and a merged record's mobile."""
+    if isinstance(data, list):
+        return [scrub_event_data(item, ids) for item in data]
+    if not isinstance(data, dict):
+        return data
+    data = {key: scrub_event_data(value, ids) for key, value in data.items()}
+    if data.get("id") in ids or data.get("customer_id") in ids:
+        data.update({key: value for key, value in ERASED_VALUES.items() if key in data})
+    if data.get("merged_id") in ids and "merged_mobile" in data:
+        data["merged_mobile"] = None
+    return data
+
+
+def _merged_into(session, customer_id):
+    """The ids of the records merged into this one, directly or through others."""
+    found, frontier = [], [customer_id]
+    while frontier:
+        frontier = [i for i in session.scalars(select(Customer.id).where(
+            Customer.merged_into.in_(frontier))) if i not in found and i != customer_id]
+        found.extend(frontier)
+    return found
 
 
 # -- points --------------------------------------------------------------------------------
 def adjust_points(session, customer_id, data, actor):
     data = schemas.load(schemas.points_schema, data)
     customer = get_active(session, customer_id)
+    before = {"points": customer.points, "member_tier": customer.member_tier}
     membership.add_points(session, customer, data["delta"], data["reason"],
                           actor_id=actor_id(actor))
     customer.updated_at = now()
+    audit_change(session, actor, "customer.points_changed", customer, before,
+                 {"points": customer.points, "member_tier": customer.member_tier,
+                  "delta": data["delta"], "reason": data["reason"]})
     record_event(session, "customer.updated", {"changed": ["member"],
                                                **event_snapshot(customer)})
     return customer

@@ -75,12 +75,31 @@ def _message(error):
     return str(error)
 
 
-def import_csv(session, text, actor):
+def _rows(reader, errors):
+    """The rows of ``reader`` up to one that is not CSV (a field over the csv module's size
+    limit …): that one is reported in ``errors`` and the rest of the file left."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        # line_num counts the lines read whole: the one that failed is the next
+        errors.append({"row": reader.line_num + 1, "message": f"not CSV from here on: {exc}"})
+
+
+def import_csv(session, text, actor, owner_ids=None):
+    """Import the rows. With ``owner_ids`` (a scoped caller's team, from the gateway; ``None``
+    in it: no owner) a row whose mobile belongs to a customer of another owner is refused,
+    not applied."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        return {"created": 0, "updated": 0, "errors": [{"row": 1, "message": "the file is empty"}]}
+    # newline="": the csv module reads \r, \n and \r\n itself (a lone \r is a line end)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if not reader.fieldnames:
+            return {"created": 0, "updated": 0,
+                    "errors": [{"row": 1, "message": "the file is empty"}]}
+    except csv.Error as exc:
+        return {"created": 0, "updated": 0,
+                "errors": [{"row": 1, "message": f"not a CSV file: {exc}"}]}
     unknown = [h for h in reader.fieldnames if h is not None and not (
         _column(h) in COLUMNS or _column(h).startswith(("consent_", "custom.")))]
     if unknown:
@@ -88,15 +107,18 @@ def import_csv(session, text, actor):
                 "errors": [{"row": 1, "message": f"unknown columns: {', '.join(unknown)}"}]}
     created = updated = 0
     errors = []
-    for index, row in enumerate(reader):
+    for index, row in enumerate(_rows(reader, errors)):
         line = reader.line_num
         if index >= MAX_ROWS:
             errors.append({"row": line, "message": f"stopped: at most {MAX_ROWS} rows per file"})
             break
         try:
             data = _row_to_data(row)
-            existing = session.query(Customer.id).filter(
-                Customer.mobile == data.get("mobile")).scalar() if data.get("mobile") else None
+            existing = session.query(Customer.id, Customer.owner_id).filter(
+                Customer.mobile == data.get("mobile")).first() if data.get("mobile") else None
+            if existing and owner_ids is not None and existing.owner_id not in owner_ids:
+                raise ValueError("mobile: belongs to a customer outside your team")
+            existing = existing.id if existing else None
             with session.begin_nested():
                 if existing:
                     customers.update(session, existing, data, actor)

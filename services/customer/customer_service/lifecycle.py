@@ -7,13 +7,15 @@ Automatic (from events): opportunity.created moves potential → intent; the fir
 makes a first-time customer, a second one (or lease.renewed) a repeat customer;
 churn.warning_raised moves an active customer to churn_warning. Manual transitions need a
 reason. Every transition is one ``StageChange`` row (from, to, trigger, event, actor,
-approver, reason, time) and one ``customer.stage_changed`` event.
+approver, reason, time), one ``customer.stage_changed`` event and one audit entry; what events
+change (leases signed, points, scores) is audited too, with the actor ``system``.
 """
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from crm_kit import audit
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, InvalidInput, NotFound
 from crm_kit.outbox import record_event
@@ -44,6 +46,10 @@ def transition(session, customer, to_stage, trigger, actor=None, reason=None,
     record_event(session, "customer.stage_changed", {
         "customer_id": customer.id, "from_stage": from_stage, "to_stage": to_stage,
         "trigger": trigger, "reason": reason, "owner_id": customer.owner_id})
+    customers.audit_change(session, actor or audit.SYSTEM, "customer.stage_changed", customer,
+                           {"stage": from_stage},
+                           {"stage": to_stage, "trigger": trigger, "reason": reason,
+                            "approver_id": approver_id, "event_id": event_id})
 
 
 def change_stage(session, customer_id, data, actor):
@@ -82,6 +88,9 @@ def churn_decision(session, customer_id, data, actor):
     session.add(ChurnDecision(customer_id=customer.id, decision=data["decision"],
                               reason=data["reason"], competitor=data.get("competitor"),
                               actor_id=customers.actor_id(actor), occurred_at=now()))
+    customers.audit_change(session, actor, "customer.churn_decided", customer, None,
+                           {"decision": data["decision"], "reason": data["reason"],
+                            "competitor": data.get("competitor")})
     if data["decision"] == "confirm_churn":
         transition(session, customer, "churned", trigger="churn_decision", actor=actor,
                    reason=data["reason"])
@@ -155,6 +164,10 @@ def on_lease_signed(session, data, envelope):
         return
     customer.leases_signed += 1
     customer.updated_at = now()
+    customers.audit_change(session, audit.SYSTEM, "customer.lease_counted", customer,
+                           {"leases_signed": customer.leases_signed - 1},
+                           {"leases_signed": customer.leases_signed,
+                            "lease_id": data.get("lease_id"), "event_id": envelope["event_id"]})
     target = "repeat" if customer.leases_signed >= 2 else "first_time"
     if customer.stage != target and customer.stage != "repeat":
         transition(session, customer, target, trigger="event:lease.signed",
@@ -174,12 +187,18 @@ def on_payment_received(session, data, envelope):
         return
     earned = membership.points_for_payment(data["amount"])
     if earned:
+        before = {"points": customer.points, "member_tier": customer.member_tier}
         membership.add_points(session, customer, earned,
                               reason=f"payment {data.get('payment_id')} of {data['amount']} CNY",
                               event_id=envelope["event_id"])
         customer.updated_at = now()
         record_event(session, "customer.updated", {"changed": ["member"],
                                                    **customers.event_snapshot(customer)})
+        customers.audit_change(session, audit.SYSTEM, "customer.points_changed", customer,
+                               before, {"points": customer.points,
+                                        "member_tier": customer.member_tier, "delta": earned,
+                                        "payment_id": data.get("payment_id"),
+                                        "event_id": envelope["event_id"]})
 
 
 def on_customer_scored(session, data, envelope):
@@ -190,6 +209,7 @@ def on_customer_scored(session, data, envelope):
     scored_at = datetime.fromisoformat(data.get("scored_at") or envelope["occurred_at"])
     if customer.scored_at is not None and scored_at <= customer.scored_at:
         return
+    before = {"value_tier": customer.value_tier, "churn_risk": customer.churn_risk}
     customer.scored_at = scored_at
     if "value_tier" in data:
         customer.value_tier = data["value_tier"]
@@ -197,6 +217,12 @@ def on_customer_scored(session, data, envelope):
         customer.churn_risk = int(data["churn_risk"]["score"]
                                   if isinstance(data["churn_risk"], dict) else data["churn_risk"])
     customer.updated_at = now()
+    # scores are recomputed every hour for everyone: a new value tier is an entry; the churn
+    # risk alone moves with every day without rent paid (its history is analytics' runs)
+    if customer.value_tier != before["value_tier"]:
+        customers.audit_change(session, audit.SYSTEM, "customer.scored", customer, before,
+                               {"value_tier": customer.value_tier,
+                                "churn_risk": customer.churn_risk})
 
 
 def on_churn_warning(session, data, envelope):
@@ -288,12 +314,16 @@ def list_alerts(session, filters, page=1, per_page=50):
             "per_page": per_page}
 
 
-def acknowledge_alert(session, alert_id, actor):
+def acknowledge_alert(session, alert_id, actor, owner_ids=None):
+    """Acknowledge an open alert; with ``owner_ids`` (the caller's team, from the gateway) an
+    alert of another owner is answered as one that does not exist."""
     try:  # ids are opaque to callers: one that is not a number names no alert
         key = int(str(alert_id))
     except ValueError:
         key = None
     alert = session.get(StagnationAlert, key) if key is not None and 0 < key < 2**63 else None
+    if alert is not None and owner_ids is not None and alert.owner_id not in owner_ids:
+        alert = None
     if alert is None:
         raise NotFound(f"alert {alert_id} does not exist", {"alert_id": alert_id})
     if alert.status != "open":

@@ -9,14 +9,14 @@ from nameko.timer import timer
 from crm_kit import config
 from crm_kit.errors import EXPECTED
 from crm_kit.inbox import on_event
-from crm_kit.service import CrmService
+from crm_kit.service import AuditTrail, CrmService
 from crm_kit.validation import page as page_of
 from customer_service import customers, importing, lifecycle
 
 STAGNATION_SCAN_SECONDS = float(config.env("CRM_STAGNATION_SCAN_SECONDS", "300"))
 
 
-class CustomerService(CrmService):
+class CustomerService(AuditTrail, CrmService):
     name = "customer"
 
     # -- records ---------------------------------------------------------------------------
@@ -34,6 +34,11 @@ class CustomerService(CrmService):
     def list_customers(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
             return customers.search(session, filters, *page_of(page, per_page))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def customer_ids_of_owners(self, owner_ids):
+        with self.db.transaction() as session:
+            return customers.ids_owned_by(session, owner_ids)
 
     @rpc(expected_exceptions=EXPECTED)
     def update_customer(self, customer_id, changes, actor=None):
@@ -93,9 +98,9 @@ class CustomerService(CrmService):
             return customers.to_dict(customers.erase(session, customer_id, actor))
 
     @rpc(expected_exceptions=EXPECTED)
-    def import_csv(self, text, actor=None):
+    def import_csv(self, text, actor=None, owner_ids=None):
         with self.db.transaction() as session:
-            return importing.import_csv(session, text, actor)
+            return importing.import_csv(session, text, actor, owner_ids)
 
     @rpc(expected_exceptions=EXPECTED)
     def export_customers(self, filters=None):
@@ -147,9 +152,9 @@ class CustomerService(CrmService):
             return lifecycle.list_alerts(session, filters, *page_of(page, per_page))
 
     @rpc(expected_exceptions=EXPECTED)
-    def acknowledge_alert(self, alert_id, actor=None):
+    def acknowledge_alert(self, alert_id, actor=None, owner_ids=None):
         with self.db.transaction() as session:
-            return lifecycle.acknowledge_alert(session, alert_id, actor)
+            return lifecycle.acknowledge_alert(session, alert_id, actor, owner_ids)
 
     @rpc(expected_exceptions=EXPECTED)
     def scan_stagnation(self):

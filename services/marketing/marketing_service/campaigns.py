@@ -244,7 +244,11 @@ def record_response(session, campaign_id, data, actor):
     return response
 
 
-def list_responses(session, campaign_id, page, per_page):
+def list_responses(session, campaign_id, page, per_page, customer_ids=None):
+    """The campaign's responses, newest first; with ``customer_ids`` (a scoped caller's
+    customers, from the gateway) only theirs."""
     get(session, campaign_id)
     query = select(CampaignResponse).where(CampaignResponse.campaign_id == campaign_id)
+    if customer_ids is not None:
+        query = query.where(CampaignResponse.customer_id.in_(customer_ids))
     return paginate(session, query.order_by(CampaignResponse.received_at.desc()), page, per_page, response_to_dict)

@@ -81,6 +81,9 @@ def get(session, message_id, for_update=False):
 def search(session, filters, page, per_page):
     filters = schemas.load_filters(schemas.message_filters, filters)
     query = select(Message)
+    customer_ids = filters.pop("customer_ids", None)
+    if customer_ids is not None:
+        query = query.where(Message.customer_id.in_(customer_ids))
     for field, value in filters.items():
         query = query.where(getattr(Message, field) == value)
     return paginate(session, query.order_by(Message.id.desc()), page, per_page, to_dict)

@@ -145,6 +145,7 @@ class MessageFilters(StrictSchema):
     care_rule_id = id_field()
     status = fields.String(validate=validate.OneOf(v.MESSAGE_STATUSES))
     channel = fields.String(validate=validate.OneOf(v.CHANNELS))
+    customer_ids = fields.List(fields.String())  # the caller's customers (gateway scopes)
 
 
 class ReceiptSchema(StrictSchema):

@@ -94,9 +94,10 @@ class MarketingService(CrmService):
                 campaigns.record_response(session, campaign_id, data, actor))
 
     @rpc(expected_exceptions=EXPECTED)
-    def list_responses(self, campaign_id, page=1, per_page=50):
+    def list_responses(self, campaign_id, page=1, per_page=50, customer_ids=None):
         with self.db.transaction() as session:
-            return campaigns.list_responses(session, campaign_id, *page_of(page, per_page))
+            return campaigns.list_responses(session, campaign_id, *page_of(page, per_page),
+                                            customer_ids=customer_ids)
 
     # -- care rules ------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)

@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, insert, or_, select
 
-from crm_kit import config
+from crm_kit import audit, config
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, InvalidInput, NotFound
 from crm_kit.outbox import record_event, record_events
@@ -44,6 +44,24 @@ def money(value):
 
 def actor_id(actor):
     return (actor or {}).get("id")
+
+
+def audit_view(lease):
+    """A lease as the audit trail keeps it: ids, dates, status and money; never personal data
+    (free-text reasons stay out), so the sales audit trail has nothing to redact."""
+    return {"customer_id": lease.customer_id, "unit_id": lease.unit_id,
+            "owner_id": lease.owner_id, "start_date": lease.start_date,
+            "end_date": lease.end_date, "monthly_rent": lease.monthly_rent,
+            "deposit": lease.deposit, "payment_cycle": lease.payment_cycle,
+            "status": lease.status, "credit": lease.credit,
+            "renewed_from_id": lease.renewed_from_id, "renewed_to_id": lease.renewed_to_id,
+            "terminated_on": lease.terminated_on}
+
+
+def audit_lease(session, actor, action, lease, before, after=None):
+    return audit.record(session, actor, action, "lease", lease.id, before,
+                        audit_view(lease) if after is None else after,
+                        subject_id=lease.customer_id)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -103,6 +121,8 @@ def search(session, filters, page=1, per_page=50):
             query = query.where(getattr(Lease, name) == filters[name])
     if filters.get("owner_ids") is not None:
         query = query.where(Lease.owner_id.in_(filters["owner_ids"]))
+    if filters.get("customer_ids") is not None:  # the caller's customers (gateway scopes)
+        query = query.where(Lease.customer_id.in_(filters["customer_ids"]))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(query.order_by(Lease.start_date.desc(), Lease.id)
                            .offset((page - 1) * per_page).limit(per_page))
@@ -165,8 +185,10 @@ def sign(session, data, actor, customer, today=None):
     status = _unit_status_for(lease, today)
     if status:
         units.set_status_by_lease(session, unit, status)
+    audit_lease(session, actor, "lease.signed", lease, None)
     bills = issue_schedule(session, lease, with_deposit=True,
-                           first_events=[("lease.signed", _lease_event(lease, unit))])
+                           first_events=[("lease.signed", _lease_event(lease, unit))],
+                           actor=actor)
     if opportunity is not None:
         from sales_service import opportunities
 
@@ -186,7 +208,7 @@ def _lease_event(lease, unit=None):
     return data
 
 
-def issue_schedule(session, lease, with_deposit, first_events=()):
+def issue_schedule(session, lease, with_deposit, first_events=(), actor=None):
     """Create and announce the lease's bills: deposit (if asked) and every rent period.
     ``first_events`` (e.g. ``lease.signed``) go out just before the bills' events.
 
@@ -213,6 +235,7 @@ def issue_schedule(session, lease, with_deposit, first_events=()):
     bills = [SimpleNamespace(**row) for row in rows]  # read-only snapshots, for the answer
     record_events(session, [*first_events,
                             *(("bill.issued", payments.bill_event(bill)) for bill in bills)])
+    audit.record_many(session, actor, [payments.audit_issued(bill) for bill in bills])
     return bills
 
 
@@ -237,10 +260,13 @@ def renew(session, lease_id, data, actor, today=None):
                     or lease.payment_cycle, status="active", renewed_from_id=lease.id,
                     signed_at=moment, created_at=moment, updated_at=moment)
     session.add(renewal)
+    before = audit_view(lease)
     lease.status, lease.renewed_to_id = "renewed", renewal.id
     lease.closed_at = lease.updated_at = moment
     session.flush()
-    bills = issue_schedule(session, renewal, with_deposit=False)
+    audit_lease(session, actor, "lease.renewed", lease, before)
+    audit_lease(session, actor, "lease.signed", renewal, None)
+    bills = issue_schedule(session, renewal, with_deposit=False, actor=actor)
     _win_renewal_opportunity(session, lease, renewal)
     record_event(session, "lease.renewed", {**_lease_event(renewal, unit),
                                             "lease_id": lease.id, "new_lease_id": renewal.id})
@@ -270,10 +296,12 @@ def terminate(session, lease_id, data, actor):
     moment = now()
     from sales_service import payments
 
+    lease_before = audit_view(lease)
     for bill in session.scalars(select(Bill).where(Bill.lease_id == lease.id, Bill.kind == "rent",
                                                    Bill.voided_at.is_(None))):
         if bill.period_end <= day:
             continue
+        bill_before = payments.audit_view(bill)
         owed = (ZERO if bill.period_start > day
                 else billing.term_rent(lease.monthly_rent, bill.period_start, day))
         if bill.paid > owed:  # paid for days after move-out: a credit, returned with the deposit
@@ -283,9 +311,11 @@ def terminate(session, lease_id, data, actor):
             bill.voided_at = bill.updated_at = moment
         else:
             payments.set_amount(session, bill, owed)
+        payments.audit_bill(session, actor, "bill.adjusted", bill, bill_before)
     lease.status, lease.terminated_on = "terminated", day
     lease.termination_reason = data["reason"]
     lease.closed_at = lease.updated_at = moment
+    audit_lease(session, actor, "lease.terminated", lease, lease_before)
     _free_unit(session, lease)
     record_event(session, "lease.terminated", {**_lease_event(lease), "date": day.isoformat(),
                                                "reason": data["reason"]})
@@ -308,6 +338,8 @@ def end_due_leases(session, today=None):
                           ).all()
     moment = now()
     for lease in due:
+        audit_lease(session, audit.SYSTEM, "lease.ended", lease, {"status": lease.status},
+                    {"status": "ended"})
         lease.status, lease.closed_at, lease.updated_at = "ended", moment, moment
         _free_unit(session, lease)
         record_event(session, "lease.ended", _lease_event(lease))
@@ -366,6 +398,10 @@ def refund_deposit(session, lease_id, data, actor):
                            refunded=deposit_paid + credit - deducted,
                            refunded_at=now(), actor_id=actor_id(actor))
     session.add(refund)
+    audit.record(session, actor, "deposit.refunded", "lease", chain[0], None, {
+        "deposit_paid": deposit_paid, "credit": credit, "deducted": deducted,
+        "refunded": refund.refunded, "deductions": [d["amount"] for d in deductions]},
+        subject_id=lease.customer_id)
     record_event(session, "deposit.refunded", {
         "lease_id": chain[0], "customer_id": lease.customer_id,
         "deposit_paid": money(deposit_paid), "credit": money(credit),

@@ -26,7 +26,7 @@ from collections import defaultdict
 from datetime import timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crm_kit.envelope import now as utc_now
@@ -112,6 +112,13 @@ def detail(session, opportunity_id):
     return to_dict(opportunity, history(session, opportunity.id))
 
 
+def visible_to(scope):
+    """The opportunities a scoped caller sees (the gateway's ``visible_to`` filter): owned by
+    one of ``owner_ids``, or of a customer among ``customer_ids``."""
+    return or_(Opportunity.owner_id.in_(scope.get("owner_ids") or []),
+               Opportunity.customer_id.in_(scope.get("customer_ids") or []))
+
+
 def search(session, filters, page=1, per_page=50):
     """Opportunities by ``customer_id``, ``stage``, ``owner_id``, ``owner_ids``, ``kind``,
     ``stagnant``, ``campaign_id``, ``renewal_of_lease_id``; the newest first."""
@@ -123,6 +130,8 @@ def search(session, filters, page=1, per_page=50):
             query = query.where(getattr(Opportunity, name) == filters[name])
     if filters.get("owner_ids") is not None:
         query = query.where(Opportunity.owner_id.in_(filters["owner_ids"]))
+    if filters.get("visible_to") is not None:
+        query = query.where(visible_to(filters["visible_to"]))
     if filters.get("stagnant") is not None:
         query = query.where(Opportunity.stagnant_since.is_not(None) if filters["stagnant"]
                             else Opportunity.stagnant_since.is_(None))

@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
-from crm_kit import config
+from crm_kit import audit, config
 from crm_kit.envelope import now
 from crm_kit.errors import Conflict, InvalidInput, NotFound
 from crm_kit.outbox import record_event
@@ -68,6 +68,29 @@ def bill_event(bill):
             "period_end": bill.period_end.isoformat() if bill.period_end else None}
 
 
+def audit_view(bill):
+    """A bill as the audit trail keeps it: ids, dates, status and money (no descriptions)."""
+    return {"lease_id": bill.lease_id, "customer_id": bill.customer_id, "kind": bill.kind,
+            "amount": bill.amount, "paid": bill.paid, "status": bill.status,
+            "due_date": bill.due_date, "period_start": bill.period_start,
+            "period_end": bill.period_end,
+            # (the snapshots of a bulk-issued schedule have neither)
+            "late_fee_for_bill_id": getattr(bill, "late_fee_for_bill_id", None),
+            "voided": getattr(bill, "voided_at", None) is not None}
+
+
+def audit_issued(bill):
+    """The audit entry of a new bill, for ``audit.record_many``."""
+    return {"action": "bill.issued", "entity": "bill", "entity_id": bill.id, "before": None,
+            "after": audit_view(bill), "subject_id": bill.customer_id}
+
+
+def audit_bill(session, actor, action, bill, before, after=None):
+    return audit.record(session, actor, action, "bill", bill.id, before,
+                        audit_view(bill) if after is None else after,
+                        subject_id=bill.customer_id)
+
+
 def get(session, bill_id, for_update=False):
     query = select(Bill).where(Bill.id == bill_id, Bill.voided_at.is_(None))
     if for_update:
@@ -111,6 +134,8 @@ def search(session, filters, page=1, per_page=50, today=None):
             query = query.where(getattr(Bill, name) == filters[name])
     if filters.get("owner_ids") is not None:
         query = query.where(Bill.owner_id.in_(filters["owner_ids"]))
+    if filters.get("customer_ids") is not None:  # the caller's customers (gateway scopes)
+        query = query.where(Bill.customer_id.in_(filters["customer_ids"]))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(query.order_by(Bill.due_date, Bill.id)
                            .offset((page - 1) * per_page).limit(per_page))
@@ -145,6 +170,7 @@ def add_charge(session, lease_id, data, actor):
                 created_at=moment, updated_at=moment)
     session.add(bill)
     record_event(session, "bill.issued", bill_event(bill))
+    audit_bill(session, actor, "bill.issued", bill, None)
     return bill
 
 
@@ -159,6 +185,12 @@ def record_payment(session, data, idempotency_key, actor):
         if earlier is not None:
             return _replayed(session, earlier, data)
     bill = get(session, data["bill_id"], for_update=True)
+    if idempotency_key:
+        # a retry that waited for the bill's lock behind its first attempt (two instances, or
+        # a retry after a timeout while the first attempt still ran) sees it only now
+        earlier = session.scalar(select(Payment).where(Payment.idempotency_key == idempotency_key))
+        if earlier is not None:
+            return _replayed(session, earlier, data)
     balance = bill.amount - bill.paid
     if data["amount"] > balance:
         raise InvalidInput({"amount": [f"is more than the balance {money(balance)}"]},
@@ -174,6 +206,7 @@ def record_payment(session, data, idempotency_key, actor):
 
 
 def _apply(session, bill, amount, paid_at, method, idempotency_key, actor):
+    before = {"paid": bill.paid, "status": bill.status}
     bill.paid += amount
     bill.status = _status_for(bill)
     bill.updated_at = now()
@@ -184,6 +217,9 @@ def _apply(session, bill, amount, paid_at, method, idempotency_key, actor):
                       balance_after=bill.amount - bill.paid, status_after=shown_status(bill))
     session.add(payment)
     session.flush()
+    audit_bill(session, actor, "payment.received", bill, before, {
+        "paid": bill.paid, "status": bill.status, "payment_id": payment.id, "amount": amount,
+        "method": method, "paid_at": paid_at})
     record_event(session, "payment.received", {
         "payment_id": payment.id, "bill_id": bill.id, "lease_id": bill.lease_id,
         "customer_id": bill.customer_id, "owner_id": bill.owner_id, "bill_kind": bill.kind,
@@ -259,6 +295,7 @@ def scan_overdue(session, today=None, open_task=None):
         except IntegrityError:  # another instance charged it first
             continue
         record_event(session, "bill.issued", bill_event(late_fee))
+        audit_bill(session, audit.SYSTEM, "bill.issued", late_fee, None)
         fees += 1
     return {"overdue": len(newly), "late_fees": fees}
 

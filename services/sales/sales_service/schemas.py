@@ -168,11 +168,20 @@ class PlanStepDoneSchema(StrictSchema):
     result = text_field(2000, required=True)
 
 
+class VisibleToSchema(StrictSchema):
+    """A scoped caller's reach (the gateway's object-level limits): these owners' records and
+    these customers' records."""
+
+    owner_ids = fields.List(fields.String(), load_default=list)
+    customer_ids = fields.List(fields.String(), load_default=list)
+
+
 class OpportunityFilterSchema(StrictSchema):
     customer_id = id_field()
     stage = fields.String(validate=validate.OneOf(v.OPPORTUNITY_STAGES))
     owner_id = id_field()
     owner_ids = fields.List(fields.String())
+    visible_to = fields.Nested(VisibleToSchema)
     kind = fields.String(validate=validate.OneOf(OPPORTUNITY_KINDS))
     stagnant = fields.Boolean()
     campaign_id = id_field()
@@ -227,6 +236,7 @@ class ViewingFilterSchema(StrictSchema):
     unit_id = id_field()
     customer_id = id_field()
     status = fields.String(validate=validate.OneOf(VIEWING_STATUSES))
+    visible_to = fields.Nested(VisibleToSchema)
 
 
 # -- tasks ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from crm_kit.errors import EXPECTED, InvalidInput
 from crm_kit.inbox import on_event
 from crm_kit.references import live_customer
 from crm_kit.rpc import ServiceRpc
-from crm_kit.service import CrmService
+from crm_kit.service import AuditTrail, CrmService
 from crm_kit.validation import page as page_of
 from sales_service import leasing, opportunities, payments, schemas, tasks, units, viewings
 from sales_service.reactions import customer_merged
@@ -21,7 +21,7 @@ SCAN_SECONDS = float(config.env("CRM_SALES_SCAN_SECONDS", "3600"))
 REMINDER_SCAN_SECONDS = float(config.env("CRM_TASK_REMINDER_SECONDS", "60"))
 
 
-class SalesService(CrmService):
+class SalesService(AuditTrail, CrmService):
     name = "sales"
 
     customers = ServiceRpc("customer")
@@ -127,6 +127,11 @@ class SalesService(CrmService):
             return viewings.to_dict(viewings.book(session, data, actor))
 
     @rpc(expected_exceptions=EXPECTED)
+    def get_viewing(self, viewing_id):
+        with self.db.transaction() as session:
+            return viewings.to_dict(viewings.get(session, viewing_id))
+
+    @rpc(expected_exceptions=EXPECTED)
     def list_viewings(self, filters=None, page=1, per_page=50):
         with self.db.transaction() as session:
             return viewings.search(session, filters, *page_of(page, per_page))
@@ -194,8 +199,15 @@ class SalesService(CrmService):
     # -- tasks -----------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED)
     def create_task(self, data, actor=None):
+        if isinstance(data, dict) and data.get("customer_id") is not None:
+            self._checked(schemas.task_schema, data)  # a task's customer is a live one too
         with self.db.transaction() as session:
             return tasks.to_dict(tasks.create(session, data, actor))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_task(self, task_id):
+        with self.db.transaction() as session:
+            return tasks.to_dict(tasks.get(session, task_id))
 
     @rpc(expected_exceptions=EXPECTED)
     def list_tasks(self, filters=None, page=1, per_page=50):

@@ -17,7 +17,7 @@ a SQLAlchemy session; the caller owns the transaction.
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 
 from crm_kit.envelope import now as utc_now
 from crm_kit.errors import Conflict, InvalidInput, NotFound
@@ -64,6 +64,13 @@ def search(session, filters, page=1, per_page=50):
     for name in ("opportunity_id", "staff_id", "unit_id", "customer_id", "status"):
         if filters.get(name):
             query = query.where(getattr(Viewing, name) == filters[name])
+    if filters.get("visible_to") is not None:
+        scope = filters["visible_to"]
+        # the caller leads the viewing, or sees its opportunity (its owner or its customer)
+        query = query.where(or_(
+            Viewing.staff_id.in_(scope.get("owner_ids") or []),
+            Viewing.opportunity_id.in_(select(Opportunity.id)
+                                       .where(opportunities.visible_to(scope)))))
     if filters.get("from"):
         query = query.where(Viewing.scheduled_at >= filters["from"])
     if filters.get("to"):

@@ -31,6 +31,7 @@ class TicketFilterSchema(StrictSchema):
     district = fields.String(validate=validate.Length(max=64))
     breached = fields.Boolean()
     number = fields.String(validate=validate.Length(max=24))
+    customer_ids = fields.List(fields.String())  # the caller's customers (gateway scopes)
 
 
 class AssignSchema(StrictSchema):

@@ -117,6 +117,8 @@ def search(session, filters, page=1, per_page=50):
                  "district", "number"):
         if filters.get(name):
             query = query.where(getattr(Ticket, name) == filters[name])
+    if filters.get("customer_ids") is not None:
+        query = query.where(Ticket.customer_id.in_(filters["customer_ids"]))
     moment = utc_now()
     if "breached" in filters:
         clause = sla.breached_clause(moment)

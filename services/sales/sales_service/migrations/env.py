@@ -1,4 +1,5 @@
+from crm_kit.audit import audit_metadata
 from crm_kit.migrations import run_env
 from sales_service.models import Base
 
-run_env(Base.metadata)
+run_env(Base.metadata, audit_metadata)
