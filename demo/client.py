@@ -79,6 +79,9 @@ class Api:
         self.credentials[key] = (username, password)
         self.tokens.pop(key, None)
 
+    def signed_in(self, key):
+        return key in self.tokens
+
     def _lock(self, key):
         with self.locks_lock:
             return self.locks.setdefault(key, threading.Lock())

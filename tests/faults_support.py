@@ -18,6 +18,7 @@ consumer applied.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -176,11 +177,21 @@ class Stack:
         return fresh
 
     def stop(self):
-        if self.gateway is not None:
-            self.gateway.stop()
-        for processes in self.services.values():
-            for process in processes:
-                process.stop(timeout=15)
+        """Everything at once (SIGTERM each, then wait): the end of a test, not a fault."""
+        running = [p.process for processes in self.services.values() for p in processes
+                   if p.process is not None and p.process.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        if self.gateway is not None and self.gateway.process.poll() is None:
+            self.gateway.process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+            running.append(self.gateway.process)
+        deadline = time.monotonic() + 20
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         for engine in self._engines.values():
             engine.dispose()
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))  # the demo package lives at the repository's root
 
 from demo import plan as demo_plan  # noqa: E402
 from demo.cli import DEFAULT_SEED  # noqa: E402
-from demo.send import payments_for  # noqa: E402
+from demo.send import payments_for, spread  # noqa: E402
 
 SIZES = {"customers": 60, "units": 20, "leases": 40, "tickets": 50}
 ARGS = [arg for name, value in SIZES.items() for arg in (f"--{name}", str(value))]
@@ -196,6 +196,17 @@ def test_a_plan_holds_what_the_api_accepts():
         if terms:
             start = min(start, date.fromisoformat(terms[0][0]))
     assert start <= DAY - timedelta(days=3 * 365 - 31)
+
+    # sent spread out by who acts: eight workers are never one housekeeper for long (the
+    # gateway limits each staff member's calls per minute)
+    creators = {unit["code"]: unit["creator"] for unit in plan["units"]}
+    order = [creators[chain["unit"]] for chain in spread(plan["chains"],
+                                                          lambda c: creators[c["unit"]])]
+    assert sorted(order) == sorted(creators[chain["unit"]] for chain in plan["chains"])
+    share = {who: order.count(who) / len(order) for who in set(order)}
+    for i in range(len(order) - 8):
+        window = order[i:i + 8]
+        assert all(window.count(who) <= 8 * share[who] + 2 for who in set(window))
 
     # viewings never double-book a staff member or a unit
     viewings = [(lead["actor"], lead["viewing"]["unit"], lead["viewing"]["scheduled_at"])
