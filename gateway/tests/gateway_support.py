@@ -214,6 +214,19 @@ def delete_vhost(name):
     _rabbitmqctl("delete_vhost", name)
 
 
+def module_vhost(session_vhost, suffix):
+    """For a module-scoped fixture, a vhost of the module's own for its long-lived services:
+    ``yield from module_vhost(vhost, "leasing")`` yields its AMQP URI, then deletes it."""
+    from crm_kit.pytest_plugin import BROKER_HOST
+    from crm_gateway import rpc
+
+    name = f"{session_vhost}-{suffix}"
+    add_vhost(name)
+    yield f"amqp://guest:guest@{BROKER_HOST}:5672/{name}"
+    rpc.close_all()  # before the vhost goes: the process-wide clients would try to reconnect
+    delete_vhost(name)
+
+
 def delete_queues(amqp_uri, *queues):
     import pika
 

@@ -10,18 +10,15 @@ service and the 360 stand-ins of ``other_services.py`` (a second ``rpc-sales`` c
 Tests share the services, never data: each makes its own units (unique codes), customers
 (unique mobiles) and staff, and reads back only those.
 """
-import subprocess
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from crm_kit.pytest_plugin import BROKER_HOST
 from crm_kit.rpc_client import RpcClient
 from crm_kit.testing import ServiceProcess, wait_until
-from crm_gateway import rpc
-from gateway_support import (CUSTOMER_SPEC, STAFF_PASSWORD, Api, make_app, rpc_calls_served,
+from gateway_support import (module_vhost, CUSTOMER_SPEC, STAFF_PASSWORD, Api, make_app, rpc_calls_served,
                              unique_mobile, unique_tag)
 
 SALES_SPEC = "sales_service.service:SalesService"
@@ -31,20 +28,9 @@ PASSWORD = STAFF_PASSWORD
 
 # ---------------------------------------------------------------- fixtures
 
-def _rabbitmqctl(*args):
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                          timeout=60)
-
-
 @pytest.fixture(scope="module")
 def leasing_uri(vhost):
-    name = f"{vhost}-leasing"
-    made = _rabbitmqctl("add_vhost", name)
-    assert made.returncode == 0, f"cannot create RabbitMQ vhost {name}: {made.stderr.strip()}"
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@{BROKER_HOST}:5672/{name}"
-    rpc.close_all()  # before the vhost goes: the process-wide clients would try to reconnect
-    _rabbitmqctl("delete_vhost", name)
+    yield from module_vhost(vhost, "leasing")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ tag of its own, so each segment reaches only that test's customers, and reads ba
 """
 import json
 import os
-import subprocess
 import threading
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,10 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_kit.pytest_plugin import BROKER_HOST
 from crm_kit.testing import ServiceProcess, wait_until
-from crm_gateway import rpc
-from gateway_support import (CUSTOMER_SPEC, Api, make_app, masked_mobile, rpc_calls_served,
+from gateway_support import (module_vhost, CUSTOMER_SPEC, Api, make_app, masked_mobile, rpc_calls_served,
                              unique_tag)
 
 SALES_SPEC = "sales_service.service:SalesService"
@@ -44,20 +41,9 @@ TEMPLATE = "{name}您好，锦江区新房源上线，回复1预约看房"
 
 # ---------------------------------------------------------------- fixtures
 
-def _rabbitmqctl(*args):
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                          timeout=60)
-
-
 @pytest.fixture(scope="module")
 def marketing_uri(vhost):
-    name = f"{vhost}-marketing"
-    made = _rabbitmqctl("add_vhost", name)
-    assert made.returncode == 0, f"cannot create RabbitMQ vhost {name}: {made.stderr.strip()}"
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@{BROKER_HOST}:5672/{name}"
-    rpc.close_all()  # before the vhost goes: the process-wide clients would try to reconnect
-    _rabbitmqctl("delete_vhost", name)
+    yield from module_vhost(vhost, "marketing")
 
 
 class Provider:

@@ -16,7 +16,6 @@ The services run for this module on its own RabbitMQ vhost (as the other route m
 """
 import json
 import os
-import subprocess
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -24,10 +23,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from crm_kit.pytest_plugin import BROKER_HOST
 from crm_kit.testing import ServiceProcess, wait_until
-from crm_gateway import rpc
-from gateway_support import (CUSTOMER_SPEC, STAFF_PASSWORD, Api, make_app, rpc_calls_served,
+from gateway_support import (module_vhost, CUSTOMER_SPEC, STAFF_PASSWORD, Api, make_app, rpc_calls_served,
                              unique_mobile, unique_tag)
 
 SALES_SPEC = "sales_service.service:SalesService"
@@ -39,20 +36,9 @@ API = "/api/v1"
 
 # ---------------------------------------------------------------- fixtures
 
-def _rabbitmqctl(*args):
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                          timeout=60)
-
-
 @pytest.fixture(scope="module")
 def access_uri(vhost):
-    name = f"{vhost}-object-access"
-    made = _rabbitmqctl("add_vhost", name)
-    assert made.returncode == 0, f"cannot create RabbitMQ vhost {name}: {made.stderr.strip()}"
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@{BROKER_HOST}:5672/{name}"
-    rpc.close_all()  # before the vhost goes: the process-wide clients would try to reconnect
-    _rabbitmqctl("delete_vhost", name)
+    yield from module_vhost(vhost, "object-access")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import csv
 import io
 import os
 import re
-import subprocess
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,11 +24,9 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from crm_kit.pytest_plugin import BROKER_HOST
 from crm_kit.testing import ServiceProcess
-from crm_gateway import rpc
 from crm_gateway.models import Staff
-from gateway_support import (CUSTOMER_SPEC, STAFF_PASSWORD, Api, make_app, masked_id_number,
+from gateway_support import (module_vhost, CUSTOMER_SPEC, STAFF_PASSWORD, Api, make_app, masked_id_number,
                              masked_mobile, resident_id, unique_mobile, unique_tag)
 
 SALES_SPEC = "sales_service.service:SalesService"
@@ -40,20 +37,9 @@ API = "/api/v1"
 
 # ---------------------------------------------------------------- fixtures
 
-def _rabbitmqctl(*args):
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                          timeout=60)
-
-
 @pytest.fixture(scope="module")
 def property_uri(vhost):
-    name = f"{vhost}-property-access"
-    made = _rabbitmqctl("add_vhost", name)
-    assert made.returncode == 0, f"cannot create RabbitMQ vhost {name}: {made.stderr.strip()}"
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@{BROKER_HOST}:5672/{name}"
-    rpc.close_all()  # before the vhost goes: the process-wide clients would try to reconnect
-    _rabbitmqctl("delete_vhost", name)
+    yield from module_vhost(vhost, "property-access")
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,14 @@ districts (auto-assignment looks at the district) and articles (unique words), a
 only those.
 """
 import os
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from crm_kit.pytest_plugin import BROKER_HOST
 from crm_kit.rpc_client import RpcClient
 from crm_kit.testing import ServiceProcess
-from crm_gateway import rpc
-from gateway_support import (CUSTOMER_SPEC, STAFF_PASSWORD, Api, make_app, rpc_calls_served,
+from gateway_support import (module_vhost, CUSTOMER_SPEC, STAFF_PASSWORD, Api, make_app, rpc_calls_served,
                              unique_tag)
 
 SALES_SPEC = "sales_service.service:SalesService"
@@ -33,20 +30,9 @@ PASSWORD = STAFF_PASSWORD
 
 # ---------------------------------------------------------------- fixtures
 
-def _rabbitmqctl(*args):
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                          timeout=60)
-
-
 @pytest.fixture(scope="module")
 def service_desk_uri(vhost):
-    name = f"{vhost}-service-desk"
-    made = _rabbitmqctl("add_vhost", name)
-    assert made.returncode == 0, f"cannot create RabbitMQ vhost {name}: {made.stderr.strip()}"
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@{BROKER_HOST}:5672/{name}"
-    rpc.close_all()  # before the vhost goes: the process-wide clients would try to reconnect
-    _rabbitmqctl("delete_vhost", name)
+    yield from module_vhost(vhost, "service-desk")
 
 
 def _python_path():
