@@ -139,7 +139,7 @@ def report(runner, api, elapsed, password_hint, stream=sys.stdout):
               file=stream)
     rate = stats.requests / elapsed if elapsed else 0.0
     print(f"\n  {stats.requests:,} requests in {elapsed:.0f} s = {rate:.0f} req/s "
-          f"({args_workers(runner)} workers)", file=stream)
+          f"({runner.workers} workers)", file=stream)
     if stats.waits:
         print("  waits: " + ", ".join(f"{n:,}× {why}" for why, n in stats.waits.items()),
               file=stream)
@@ -161,10 +161,6 @@ def report(runner, api, elapsed, password_hint, stream=sys.stdout):
 
 def _first(staff, role):
     return next((s["key"] for s in staff if role in s["roles"]), "-")
-
-
-def args_workers(runner):
-    return runner.workers
 
 
 def main(argv=None):
