@@ -14,7 +14,8 @@ it generated the admin's password), ``--data-dir`` (``$CRM_DATA_DIR`` or ./data)
 ``--staff-password`` (the demo staff's one password; default ``$CRM_DEMO_STAFF_PASSWORD``, else
 the one kept in ``<data dir>/demo-staff-credentials.txt``, else a new one written there),
 ``--today`` (the plan's last day; only with ``--dry-run``), ``--dry-run`` (build the plan and
-print its counts and digest; send nothing), ``--quiet`` (no progress bar), ``--timeout``.
+print its counts and digest; send nothing), ``--quiet`` (no progress bar), ``--timeout``,
+``--staff-rate`` (calls a second per staff member, default 18).
 """
 import argparse
 import os
@@ -52,6 +53,10 @@ def parse_args(argv):
                                 else ", else scaled with --customers"))
     parser.add_argument("--workers", type=int, default=8, help="concurrent requests (default 8)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--staff-rate", type=float, default=18.0, metavar="PER_SECOND",
+                        help="at most this many calls a second as one staff member (default 18: "
+                             "under the gateway's default CRM_RATE_LIMIT of 1200 a minute; "
+                             "0: no pacing)")
     parser.add_argument("--data-dir", default=os.environ.get("CRM_DATA_DIR") or "data",
                         help="where make up keeps admin-credentials.txt (default $CRM_DATA_DIR "
                              "or ./data)")
@@ -171,7 +176,7 @@ def main(argv=None):
     print_plan(plan)
     if args.dry_run:
         return 0
-    api = Api(args.url, timeout=args.timeout,
+    api = Api(args.url, timeout=args.timeout, staff_rate=args.staff_rate,
               log=lambda message: print(f"demo: {message}", file=sys.stderr, flush=True))
     deadline = time.monotonic() + 30
     while not api.ready():

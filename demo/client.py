@@ -3,6 +3,9 @@
 - one keep-alive ``requests.Session`` per thread; each call names the staff member it acts
   as (their bearer token is added to that call), so the gateway's per-client rate limit
   (``CRM_RATE_LIMIT``, per staff member) is spread over everyone doing the work;
+- each staff member's calls are paced to at most ``staff_rate`` a second (default 18, just
+  under the gateway's default 1200 a minute): a burst for one person waits milliseconds here
+  instead of a whole rate-limit window (up to a minute) after a 429;
 - staff sign in lazily, once each (a lock per account); sign-ins are limited per address
   (``CRM_RATE_LIMIT_LOGIN``, 20 a minute by default): a 429 waits for its ``Retry-After``;
 - 429 anywhere: wait ``Retry-After`` (plus a little jitter) and send again; 401 (a token
@@ -51,7 +54,7 @@ class Stats:
 
 
 class Api:
-    def __init__(self, base_url, timeout=30.0, stats=None, log=None):
+    def __init__(self, base_url, timeout=30.0, stats=None, log=None, staff_rate=18.0):
         self.root = base_url.rstrip("/")
         self.base = self.root + "/api/v1"
         self.timeout = timeout
@@ -62,6 +65,9 @@ class Api:
         self.tokens = {}
         self.locks = {}
         self.locks_lock = threading.Lock()
+        self.interval = 1.0 / staff_rate if staff_rate else 0.0
+        self.next_slot = {}  # actor key -> the earliest moment of their next call
+        self.pace_lock = threading.Lock()
 
     # ------------------------------------------------------------ sessions and sign-in
 
@@ -125,6 +131,17 @@ class Api:
         thread.start()
         return thread
 
+    def _pace(self, actor):
+        """Reserve ``actor``'s next call slot and wait for it (a token bucket of one)."""
+        if not self.interval:
+            return
+        with self.pace_lock:
+            now = time.monotonic()
+            slot = max(now, self.next_slot.get(actor, 0.0))
+            self.next_slot[actor] = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
     def _sleep_retry_after(self, response, what):
         try:
             seconds = float(response.headers.get("Retry-After", "1"))
@@ -153,6 +170,7 @@ class Api:
         while True:
             token = self.token(actor, stale)
             all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+            self._pace(actor)
             try:
                 response = self._send(method, url, json=json, params=params,
                                       headers=all_headers)

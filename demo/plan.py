@@ -50,7 +50,10 @@ def resolve_sizes(customers=None, units=None, leases=None, tickets=None):
 
 
 def staff_sizes(sizes):
-    managers = _clamp(math.ceil(sizes["units"] / 100), 2, 100)
+    # a housekeeper per ~100 units, and enough of them that no one's share of the calls nears
+    # the gateway's per-client limit in a small data set
+    managers = _clamp(max(math.ceil(sizes["units"] / 100),
+                          min(8, math.ceil(sizes["customers"] / 200))), 2, 100)
     return {
         "sales_supervisor": max(1, math.ceil(managers / 7)),
         "customer_manager": managers,

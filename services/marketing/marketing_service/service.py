@@ -10,6 +10,8 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
 
+from sqlalchemy.exc import IntegrityError
+
 from crm_kit import config
 from crm_kit.errors import EXPECTED
 from crm_kit.inbox import on_event
@@ -186,8 +188,16 @@ class MarketingService(CrmService):
     def resync_audience(self):
         def apply(logic):
             def apply_page(items):
-                with self.db.transaction() as session:
-                    logic(session, items)
+                # an event handler may insert the same customer meanwhile: the page's second
+                # pass finds that row and updates it
+                for attempt in range(2):
+                    try:
+                        with self.db.transaction() as session:
+                            logic(session, items)
+                        return
+                    except IntegrityError:
+                        if attempt:
+                            raise
             return apply_page
 
         customers = resync.pages(
