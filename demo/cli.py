@@ -20,6 +20,7 @@ print its counts and digest; send nothing), ``--quiet`` (no progress bar), ``--t
 import argparse
 import os
 import secrets
+import signal
 import sys
 import time
 from datetime import date
@@ -168,8 +169,13 @@ def _first(staff, role):
     return next((s["key"] for s in staff if role in s["roles"]), "-")
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: queued work dropped, summary printed
+
+
 def main(argv=None):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     today = args.today or date.today()
     started = time.monotonic()
     plan = planning.build_plan(args.seed, args.sizes, today)

@@ -13,7 +13,7 @@ import requests
 
 from e2e_support import ADMIN, ROOT
 
-sys.path.insert(0, str(ROOT))  # the demo package lives at the repository's root
+sys.path.append(str(ROOT))  # the demo package lives at the repository's root
 
 from demo import plan as demo_plan  # noqa: E402
 from demo.cli import DEFAULT_SEED  # noqa: E402
