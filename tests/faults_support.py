@@ -284,7 +284,8 @@ class Client:
             if time.monotonic() > deadline or self.aborted.is_set():
                 raise Outage(f"{method} {path} still failing after {self.deadline}s")
             uncertain = True
-            time.sleep(pause)  # a client's backoff between retries
+            if self.aborted.wait(pause):  # backoff between retries; an abort ends it at once
+                raise Outage(f"{method} {path}: the run was aborted")
             pause = min(pause * 2, 1.0)
 
     def get(self, path, **params):

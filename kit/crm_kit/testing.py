@@ -39,6 +39,12 @@ def wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
         time.sleep(interval)
 
 
+def appears_in(value, text):
+    """Whether ``value`` is in ``text`` as it is, or as JSON writes it with ``\\u`` escapes
+    (what a search for leftover personal data in raw database cells must catch)."""
+    return value in text or json.dumps(value)[1:-1] in text
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

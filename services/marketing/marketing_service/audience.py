@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, select, update
 
+from crm_kit.db import insert_new
 from crm_kit.envelope import now
 from marketing_service import clock
 from marketing_service.models import (AudienceCustomer, AudienceLease, AudienceTag,
@@ -30,12 +31,14 @@ def instant(value):
 
 
 def _row(session, customer_id):
-    """The customer's row, locked; a stub when marketing has not heard of them yet."""
+    """The customer's row, locked; a stub when marketing has not heard of them yet (inserted
+    with ON CONFLICT DO NOTHING: an event handler and a resync may add the same one at once)."""
     row = session.get(AudienceCustomer, customer_id, with_for_update=True)
     if row is None:
-        row = AudienceCustomer(id=customer_id, consent={}, archived=False, erased=False)
-        session.add(row)
-        session.flush()
+        insert_new(session, AudienceCustomer, [{"id": customer_id, "consent": {},
+                                                "archived": False, "erased": False}])
+        row = session.get(AudienceCustomer, customer_id, with_for_update=True,
+                          populate_existing=True)
     return row
 
 

@@ -10,8 +10,6 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from sqlalchemy.exc import IntegrityError
-
 from crm_kit import config
 from crm_kit.errors import EXPECTED
 from crm_kit.inbox import on_event
@@ -188,16 +186,8 @@ class MarketingService(CrmService):
     def resync_audience(self):
         def apply(logic):
             def apply_page(items):
-                # an event handler may insert the same customer meanwhile: the page's second
-                # pass finds that row and updates it
-                for attempt in range(2):
-                    try:
-                        with self.db.transaction() as session:
-                            logic(session, items)
-                        return
-                    except IntegrityError:
-                        if attempt:
-                            raise
+                with self.db.transaction() as session:
+                    logic(session, items)
             return apply_page
 
         customers = resync.pages(
