@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PACKAGES := -e kit -e services/customer -e services/sales -e services/service-desk -e services/marketing -e services/analytics -e gateway
 STAMP := $(VENV)/.installed
 
-.PHONY: up test install bench demo clean
+.PHONY: up test install bench bench-gateway demo clean
 
 up: install
 	$(PY) scripts/up.py
@@ -22,8 +22,13 @@ $(STAMP): requirements/constraints.txt requirements/test.txt kit/pyproject.toml 
 	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt $(PACKAGES) -r requirements/test.txt
 	touch $(STAMP)
 
+# every benchmark and one table of results (bench/results/all.md); options: make bench ARGS="--quick"
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/all.py $(ARGS)
+
+# the gateway benchmark alone (about 2 minutes)
+bench-gateway: install
+	$(PY) bench/run.py $(ARGS)
 
 # demo data through the public API of the running system (`make up` in another terminal);
 # options: make demo ARGS="--customers 1000 --seed 3" (python -m demo --help)

@@ -190,7 +190,7 @@ def main(argv=None):
         rows.append(f"| {kind} | bill schedules of {args.leases:,} leases generated and stored "
                     f"({bills:,} bills + events) | {seconds:.1f} s | ≤ 20 s | "
                     f"{'yes' if seconds <= 20 else '**no**'} |")
-        print(rows[-1], flush=True)
+        print("[sales bench]", rows[-1], flush=True)
         url, drop = fresh_database(kind, args.postgres, "signing")
         try:
             seconds, bills = bench_schedules(url, args.leases)
@@ -198,7 +198,7 @@ def main(argv=None):
             drop and drop()
         rows.append(f"| {kind} | {args.leases:,} leases signed, whole path ({bills:,} bills) | "
                     f"{seconds:.1f} s | (≤ 20 s for the schedules alone) | info |")
-        print(rows[-1], flush=True)
+        print("[sales bench]", rows[-1], flush=True)
         url, drop = fresh_database(kind, args.postgres, "overdue")
         try:
             median, worst, total, load = bench_overdue(url, args.bills)
@@ -207,7 +207,7 @@ def main(argv=None):
         rows.append(f"| {kind} | overdue list among {args.bills:,} bills ({total:,} overdue; "
                     f"loaded in {load:.0f} s) | p50 {median:.1f} ms, max {worst:.1f} ms | "
                     f"≤ 200 ms | {'yes' if median <= 200 else '**no**'} |")
-        print(rows[-1], flush=True)
+        print("[sales bench]", rows[-1], flush=True)
     print("\n| database | what | measured | target | met |\n| --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     return 0

@@ -34,7 +34,8 @@ EVENTS_HANDLED = Counter(
     "Events consumed by outcome: applied, duplicate (skipped), dead_lettered, retried.",
     ["service", "event_type", "outcome"])
 EVENTS_PUBLISHED = Counter(
-    "crm_events_published_total", "Outbox events confirmed by the broker.", ["service"])
+    "crm_events_published_total", "Outbox events confirmed by the broker.",
+    ["service", "event_type"])
 OUTBOX_BACKLOG = Gauge(
     "crm_outbox_backlog", "Committed events not yet published.", ["service"])
 DEAD_LETTERS = Gauge(

@@ -20,9 +20,13 @@ from kit_fixtures import CONSUMER, PRODUCER
 def test_committed_change_is_published_with_the_envelope(start_service, database_url, amqp_uri,
                                                           rpc):
     tap = EventTap(amqp_uri, "kit_producer")
-    start_service(PRODUCER, database_url)
+    producer = start_service(PRODUCER, database_url)
     assert rpc.kit_producer.record(7) == 7
     [event] = tap.wait_for(lambda e: e["data"] == {"n": 7})
+    # counted once the broker confirmed it, by event type (what the business dashboards sum)
+    wait_until(lambda: producer.metric("crm_events_published_total",
+                                       event_type="note.recorded") == 1,
+               message="the published event counted by type")
     assert event["type"] == "note.recorded"
     assert event["source"] == "kit_producer"
     assert event["version"] == 1
