@@ -34,6 +34,16 @@ class System:
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_ports(self):
+        """``{process: port of its /metrics}``, as up.py picks them: the gateway's HTTP port;
+        for a service CRM_<SERVICE>_METRICS_PORT, else crm_kit.config.METRICS_PORTS."""
+        from crm_kit import config
+
+        return {name: self.port if name == "gateway" else
+                int(self.env.get(f"CRM_{name.upper()}_METRICS_PORT") or default)
+                for name, default in config.METRICS_PORTS.items()}
+
     def start(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")

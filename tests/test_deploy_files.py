@@ -253,6 +253,9 @@ def test_dockerfile_copies_only_what_exists_and_is_in_the_context(app):
                for s in copy_sources(args)]
     assert "kit/" in sources and f"{app.folder}/" in sources, \
         "the image installs the kit and the app from the build context"
+    # the image is the app's own folder, the kit and the pins: another app's change leaves it
+    # as it is (docs/upgrades.md)
+    assert set(sources) <= {"requirements/constraints.txt", "kit/", f"{app.folder}/"}, sources
     for source in sources:
         path = ROOT / source
         assert path.exists(), f"{app.dockerfile}: COPY source {source} does not exist"
@@ -599,21 +602,25 @@ def test_alert_rules_use_only_metrics_that_exist(rule):
                          "kit/, gateway/ or services/, nor scraped from RabbitMQ")
 
 
-# events the business rules and panels count: the service named consumes them, someone emits them
+# events the business rules and panels count: the service named consumes them (handled) or
+# publishes them (published), and some service emits them
 
-_SELECTOR = re.compile(r"crm_events_handled_total\{(?P<matchers>[^}]*)\}")
+_SELECTOR = re.compile(r"(?P<metric>crm_events_handled_total|crm_events_published_total)"
+                       r"\{(?P<matchers>[^}]*)\}")
 _MATCHER = re.compile(r'(?P<label>\w+)\s*(?P<op>=~|!=|!~|=)\s*"(?P<value>[^"]*)"')
 
 
 def counted_events(expr):
-    """[(service, event_type)] of every crm_events_handled_total selector naming both."""
+    """[(metric, service or None, event_type)] of every crm_events_handled_total or
+    crm_events_published_total selector naming an event type."""
     out = []
     for sel in _SELECTOR.finditer(expr):
         matchers = {m["label"]: (m["op"], m["value"]) for m in _MATCHER.finditer(sel["matchers"])}
-        if "service" in matchers and "event_type" in matchers:
+        if "event_type" in matchers:
             op, value = matchers["event_type"]
             types = value.split("|") if op == "=~" else [value]
-            out += [(matchers["service"][1], t) for t in types]
+            service = matchers["service"][1] if "service" in matchers else None
+            out += [(sel["metric"], service, t) for t in types]
     return out
 
 
@@ -630,22 +637,42 @@ def consumed_events():
 
 
 @lru_cache(maxsize=None)
-def emitted_events():
-    # record_event(session, "type", ...) and the (type, data) pairs record_events takes
+def emitted_by():
+    """{service: {event types it emits}}: record_event(session, "type", ...) and the
+    (type, data) pairs record_events takes, in each service's code."""
     pattern = re.compile(r'record_event\(\s*session\s*,\s*"([a-z_]+\.[a-z_.]+)"'
                          r'|\(\s*"([a-z_]+\.[a-z_.]+)"\s*,\s*[{\w]')
-    found = set()
-    for p in (ROOT / "services").rglob("*_service/*.py"):
-        for m in pattern.finditer(p.read_text()):
-            found.add(m.group(1) or m.group(2))
-    return found
+    out = {}
+    for d in service_dirs():
+        found = out.setdefault(key(d), set())
+        for p in (ROOT / "services" / d).rglob("*_service/*.py"):
+            for m in pattern.finditer(p.read_text()):
+                found.add(m.group(1) or m.group(2))
+    return out
+
+
+def emitted_events():
+    return set().union(*emitted_by().values())
 
 
 def check_counted_events(where, expr):
-    for service, event_type in counted_events(expr):
-        assert event_type in consumed_events().get(service, set()), \
-            f"{where}: the {service} service does not consume {event_type}"
+    for metric, service, event_type in counted_events(expr):
         assert event_type in emitted_events(), f"{where}: no service emits {event_type}"
+        if metric == "crm_events_handled_total" and service:
+            assert event_type in consumed_events().get(service, set()), \
+                f"{where}: the {service} service does not consume {event_type}"
+        if metric == "crm_events_published_total" and service:
+            assert event_type in emitted_by().get(service, set()), \
+                f"{where}: the {service} service does not publish {event_type}"
+
+
+def test_counted_events_are_checked_against_the_code():
+    check_counted_events("ok", 'crm_events_published_total{service="sales", event_type="bill.overdue"}')
+    with pytest.raises(AssertionError, match="does not publish bill.overdue"):
+        check_counted_events("x", 'crm_events_published_total{service="customer", '
+                                  'event_type="bill.overdue"}')
+    with pytest.raises(AssertionError, match="no service emits lease.teleported"):
+        check_counted_events("x", 'crm_events_published_total{event_type=~"lease.signed|lease.teleported"}')
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r.get("alert") or r.get("record"))

@@ -101,7 +101,7 @@ def create_app(config=None):
         auth.ensure_first_admin(sessions, settings)
 
     # the order of these hooks is the request pipeline (see the module docstring)
-    metrics.init_app(app)
+    metrics.init_app(app, settings.version)
     app.before_request(_start_request)
     limiter = rate_limits.init_app(app, settings)
     app.before_request(auth.authorize_request)

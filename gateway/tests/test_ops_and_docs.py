@@ -64,6 +64,8 @@ def test_metrics_label_routes_by_rule_not_raw_path(module_api):
                      r'status="200"\} [1-9]', text)
     assert 'status="401"' in text
     assert "crm_http_request_duration_seconds_bucket" in text
+    from crm_gateway import __version__
+    assert f'crm_build_info{{service="gateway",version="{__version__}"}} 1.0' in text
     assert re.search(r'crm_rpc_client_calls_total\{method="get_customer",outcome="ok",'
                      r'service="customer"\}', text)
     assert customer_id not in text  # never an id in a label

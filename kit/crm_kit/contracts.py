@@ -11,6 +11,15 @@ know), but removing or retyping a field named here breaks a consumer. Two checks
   end-to-end tests, so a producer that breaks a consumer's expectations fails CI.
 
 An event type not listed here (e.g. ``task.created``, consumed by nobody) is not checked.
+
+Versions (``version`` in the envelope). An additive change keeps the version. A breaking change
+(a field removed, renamed or retyped) is a new version of the event type, added to ``LATER``
+with its own schema, and goes out in this order (docs/upgrades.md):
+1. release the kit with the new schema and upgrade every consumer: its handler reads both
+   versions; until it is upgraded, a consumer dead-letters a version it does not know (visible
+   in ``crm_dead_letters``, replayed with ``crm-dlq replay`` once it is upgraded), never
+   applies it half-understood;
+2. then upgrade the producer to publish the new version.
 """
 import functools
 
@@ -92,17 +101,34 @@ SCHEMAS = {
 }
 
 
+# Versions after the first: {(event type, version): schema}. None yet; an entry here is how a
+# breaking change to an event type's data is made.
+LATER = {}
+
+
+def versions(event_type):
+    """The versions of ``event_type`` this code knows (empty: the type has no contract)."""
+    known = [1] if event_type in SCHEMAS else []
+    return known + sorted(v for t, v in LATER if t == event_type)
+
+
 @functools.lru_cache(maxsize=None)
-def _validator(event_type):
-    schema = SCHEMAS.get(event_type)
+def _validator(event_type, version):
+    schema = SCHEMAS.get(event_type) if version == 1 else LATER.get((event_type, version))
     return None if schema is None else Draft202012Validator(schema)
 
 
 def problems(envelope):
     """What in ``envelope["data"]`` breaks its type's contract (an empty list if nothing,
-    or if the type has no contract)."""
-    validator = _validator(envelope.get("type"))
-    if validator is None:
+    or if the type has no contract). A version of a known type that this code does not know
+    is a problem too: the event is kept as a dead letter until the consumer is upgraded."""
+    event_type, version = envelope.get("type"), envelope.get("version", 1)
+    known = versions(event_type)
+    if not known:
         return []
+    if version not in known:
+        return [f"version: {version} of {event_type} is not known here (this consumer knows "
+                f"{', '.join(map(str, known))}); upgrade it, then replay its dead letters"]
+    validator = _validator(event_type, version)
     return sorted(f"{'.'.join(str(p) for p in error.absolute_path) or 'data'}: {error.message}"
                   for error in validator.iter_errors(envelope.get("data")))

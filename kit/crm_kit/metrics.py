@@ -48,10 +48,24 @@ def _kind(entrypoint):
     return {"Rpc": "rpc", "EventHandler": "event", "Timer": "timer"}.get(name, name.lower())
 
 
+def package_version(service_cls):
+    """The installed version of the distribution that holds ``service_cls`` (``crm-customer``
+    0.1.0 for ``customer_service``), or "dev" when it runs from an uninstalled tree."""
+    from importlib import metadata
+
+    top = service_cls.__module__.split(".")[0]
+    for distribution in metadata.packages_distributions().get(top, []):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return "dev"
+
+
 class Metrics(DependencyProvider):
     def setup(self):
         self.service = self.container.service_name
-        self.version = config.env("CRM_VERSION", "dev")
+        self.version = config.env("CRM_VERSION") or package_version(self.container.service_cls)
         self.port = int(self.container.config.get("METRICS_PORT") or config.metrics_port(self.service))
         self.host = config.env("CRM_METRICS_HOST", "127.0.0.1")
         self._started = {}
