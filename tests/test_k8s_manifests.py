@@ -5,11 +5,13 @@ kubernetes-validate package ships (strict: unknown fields are errors), then chec
 CRM needs: every app (the gateway and each folder under services/) has its Deployment, Service,
 PodDisruptionBudget, HorizontalPodAutoscaler, migration Job and PostgreSQL; probes ask the kit's
 /healthz and /readyz on the app's metrics port (crm_kit.config.METRICS_PORTS); images are the
-ones docker-compose.yml builds; no secret value is committed. The migration Jobs' commands are
-run against a scratch SQLite database when the app's package is installed.
+ones docker-compose.yml builds; no secret value is committed. Each migration Job runs the
+migrate-only command of the program its Deployment runs (the image's CMD), and that command is run
+against a scratch SQLite database when the app's package is installed.
 """
 import ast
 import importlib.util
+import json
 import os
 import re
 import sqlite3
@@ -371,23 +373,58 @@ def test_rabbitmq_image_and_ports_match_compose_and_the_apps():
         assert uri.endswith("@rabbitmq:5672/"), f"{app}: {uri}"
 
 
-# ---------------------------------------------------------------- the migration Jobs, run
+# ---------------------------------------------------------------- the migration Jobs
+
+def image_cmd(app):
+    """The CMD of the app's image (exec form): what its Deployment runs, as it sets no command."""
+    dockerfile = ROOT / ("gateway" if app == "gateway" else f"services/{app}") / "Dockerfile"
+    [cmd] = re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile.read_text(), re.M)
+    return json.loads(cmd)
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_migration_job_runs_the_migrate_only_form_of_the_deployments_program(app):
+    """A service's Job: `python -m crm_kit.run --migrate-only` with the CMD's own target; the
+    gateway's: `python -m crm_gateway.migrate`, of the package gunicorn serves."""
+    deployment = container(the("Deployment", app, app))
+    assert "command" not in deployment and "args" not in deployment, \
+        f"{app}: the Deployment runs the image's CMD, which the Job's command is derived from"
+    job = container(the("Job", f"{app}-migrate", app))
+    assert "args" not in job, f"{app}: the whole command is in `command`"
+    cmd = image_cmd(app)
+    if app == "gateway":
+        assert cmd[0] == "gunicorn" and cmd[-1].startswith("crm_gateway."), cmd
+        assert job["command"] == ["python", "-m", "crm_gateway.migrate"]
+        assert (ROOT / "gateway" / "crm_gateway" / "migrate.py").is_file()
+    else:
+        assert cmd[:3] == ["python", "-m", "crm_kit.run"] and len(cmd) == 4, cmd
+        assert cmd[3].startswith(f"{key(app)}_service."), f"{app}: the CMD runs {cmd[3]}"
+        assert job["command"] == ["python", "-m", "crm_kit.run", "--migrate-only", cmd[3]]
+
 
 @pytest.mark.parametrize("app", APPS)
 def test_migration_job_command_migrates_a_database(app, tmp_path):
-    """Runs the Job's command here, against SQLite instead of the app's PostgreSQL."""
+    """Runs the Job's command here, against SQLite instead of the app's PostgreSQL: the first
+    run creates the schema, the second applies nothing."""
     package = "crm_gateway" if app == "gateway" else f"{key(app)}_service"
     if importlib.util.find_spec(package) is None or importlib.util.find_spec("crm_kit") is None:
         pytest.skip(f"{package} is not installed in this venv; the Job checked for shape only")
-    job = container(the("Job", f"{app}-migrate", app))
-    command = job["command"]
-    assert command[:2] == ["python", "-c"], command
+    command = container(the("Job", f"{app}-migrate", app))["command"]
+    assert command[0] == "python", command
     database = tmp_path / f"{key(app)}.db"
     environment = dict(os.environ, CRM_DATA_DIR=str(tmp_path),
                        CRM_DATABASE_URL=f"sqlite:///{database}",
                        CRM_GATEWAY_DATABASE_URL=f"sqlite:///{database}")
-    run = subprocess.run([sys.executable, *command[1:]], env=environment, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
+    environment.pop("CRM_JWT_SECRET", None)  # the Job is given none
+
+    def run():
+        done = subprocess.run([sys.executable, *command[1:]], env=environment, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    [first] = run()
+    assert first.startswith(f"{key(app)}: migrated sqlite:///{database} from <none> to "), first
     with sqlite3.connect(database) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        [(head,)] = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert run() == [f"{key(app)}: sqlite:///{database} already at {head}, nothing to apply"]

@@ -9,6 +9,7 @@ A service's ``migrations/env.py`` is two lines::
 Its database then holds the service's tables and the kit's (outbox, inbox, dead letters).
 On PostgreSQL an advisory lock makes two instances starting at once migrate one after the other.
 """
+import contextlib
 import zlib
 from pathlib import Path
 
@@ -49,19 +50,28 @@ def run_env(metadata, *more):
 
     engine = engine_from_config(cfg.get_section(cfg.config_ini_section, {}),
                                 prefix="sqlalchemy.", poolclass=pool.NullPool)
-    with engine.connect() as connection:
-        is_postgres = connection.dialect.name == "postgresql"
-        lock_key = zlib.crc32(b"crm-migrations")
+    with engine.connect() as connection, migration_lock(connection):
+        # SQLite cannot ALTER most things: batch mode rebuilds tables instead
+        context.configure(connection=connection, target_metadata=targets,
+                          render_as_batch=connection.dialect.name != "postgresql",
+                          compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+@contextlib.contextmanager
+def migration_lock(connection):
+    """On PostgreSQL, one migration run at a time per database (a session advisory lock):
+    replicas starting together and the migrate-only Job wait for each other. SQLite needs
+    none (one process per file)."""
+    is_postgres = connection.dialect.name == "postgresql"
+    lock_key = zlib.crc32(b"crm-migrations")
+    if is_postgres:
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key})
+        connection.commit()
+    try:
+        yield
+    finally:
         if is_postgres:
-            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key})
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
             connection.commit()
-        try:
-            # SQLite cannot ALTER most things: batch mode rebuilds tables instead
-            context.configure(connection=connection, target_metadata=targets,
-                              render_as_batch=not is_postgres, compare_type=True)
-            with context.begin_transaction():
-                context.run_migrations()
-        finally:
-            if is_postgres:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
-                connection.commit()

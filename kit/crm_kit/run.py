@@ -1,5 +1,10 @@
 """Start one CRM service: ``python -m crm_kit.run customer_service.service:CustomerService``.
 
+``python -m crm_kit.run --migrate-only customer_service.service:CustomerService`` does steps 1-3
+and exits: 0 with one line on stdout (the service, the revision, what it applied),
+1 with one line on stderr when the database cannot be reached or a migration fails
+(``crm_kit.migrate``). The Kubernetes migration Jobs run it.
+
 1. eventlet monkey patching (first, before anything opens a socket), and psycogreen for PostgreSQL;
 2. JSON logging;
 3. the service's Alembic migrations (its package's ``migrations/`` folder);
@@ -24,7 +29,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from crm_kit import config, migrations  # noqa: E402
+from crm_kit import config, migrate, migrations  # noqa: E402
 from crm_kit import logging as crm_logging  # noqa: E402
 
 log = logging.getLogger("crm_kit.run")
@@ -99,10 +104,13 @@ def survive_broker_restarts():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or ":" not in argv[0]:
-        print("usage: python -m crm_kit.run package.module:ServiceClass", file=sys.stderr)
+    options = [a for a in argv if a.startswith("-")]
+    targets = [a for a in argv if not a.startswith("-")]
+    if set(options) - {"--migrate-only"} or len(targets) != 1 or ":" not in targets[0]:
+        print("usage: python -m crm_kit.run [--migrate-only] package.module:ServiceClass",
+              file=sys.stderr)
         return 2
-    module, service_cls = load_service(argv[0])
+    module, service_cls = load_service(targets[0])
     service = service_cls.name
     crm_logging.configure(service)
 
@@ -112,6 +120,8 @@ def main(argv=None):
 
         patch_psycopg()  # a blocking driver would stall every greenthread of the service
     package_dir = Path(module.__file__).resolve().parent
+    if options:  # --migrate-only: the same upgrade, reported, then exit
+        return migrate.migrate_only(service, package_dir / "migrations", database_url)
     migrations.upgrade(package_dir / "migrations", database_url)
     log.info("database ready at %s", config.redact_uri(database_url))
 

@@ -4,6 +4,7 @@ from sqlalchemy import engine_from_config, pool
 
 from crm_gateway.models import Base
 from crm_kit.audit import audit_metadata
+from crm_kit.migrations import migration_lock
 
 config = context.config
 target_metadata = [Base.metadata, audit_metadata]  # staff, and the audit trail of their changes
@@ -16,7 +17,9 @@ if context.is_offline_mode():
 else:
     engine = engine_from_config(config.get_section(config.config_ini_section, {}),
                                 prefix="sqlalchemy.", poolclass=pool.NullPool)
-    with engine.connect() as connection:
+    # the kit's advisory lock on PostgreSQL: gateway replicas starting together and the
+    # migrate-only Job (python -m crm_gateway.migrate) wait for each other
+    with engine.connect() as connection, migration_lock(connection):
         # SQLite cannot ALTER most things: batch mode rebuilds tables instead
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=connection.dialect.name == "sqlite",
