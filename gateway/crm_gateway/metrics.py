@@ -9,8 +9,10 @@ import os
 import time
 
 from flask import Response, g, request
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
-                               Histogram, generate_latest, multiprocess)
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
+                               generate_latest, multiprocess)
+
+from crm_kit.build_info import BUILD_INFO  # crm_build_info, shared by every app
 
 # latencies of an API whose calls are mostly one RPC of about a millisecond
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -31,10 +33,6 @@ RPC_DURATION = Histogram(
     ["service", "method"], buckets=BUCKETS)
 
 
-# the same series every service exports (crm_kit.metrics): which version runs, for upgrades;
-# "max" so that the workers' copies add up to 1 under PROMETHEUS_MULTIPROC_DIR
-BUILD_INFO = Gauge("crm_build_info", "Always 1; labels say what runs.", ["service", "version"],
-                   multiprocess_mode="max")
 
 
 def observe_rpc(service, method, outcome, seconds):

@@ -16,6 +16,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, Counter, Gauge, Histogram,
                                disable_created_metrics, generate_latest)
 
 from crm_kit import config
+from crm_kit.build_info import BUILD_INFO  # crm_build_info, shared by every app
 from crm_kit.logging import reset_correlation_id, set_correlation_id
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ OUTBOX_BACKLOG = Gauge(
     "crm_outbox_backlog", "Committed events not yet published.", ["service"])
 DEAD_LETTERS = Gauge(
     "crm_dead_letters", "Events waiting in the dead-letter table for a replay.", ["service"])
-BUILD_INFO = Gauge("crm_build_info", "Always 1; labels say what runs.", ["service", "version"])
 
 
 def _kind(entrypoint):
