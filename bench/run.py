@@ -45,6 +45,7 @@ import requests
 
 from crm_kit.testing import wait_until
 from bench_common import cpu_model, git_revision  # noqa: E402
+import propagation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -246,6 +247,24 @@ class Processes:
                 return pid
         return None
 
+    def system_processes(self):
+        """(label, pid) of every process `make up` runs: up.py, each service (in the order of
+        scripts/up.py), the gateway's gunicorn master and its workers."""
+        services = up_services()
+        tree = descendants(self.up.pid)
+        gunicorn = [pid for pid in tree if "gunicorn" in read_cmdline(pid)]
+        found = [("up.py (supervisor)", self.up.pid)]
+        for name, spec in services:
+            found += [(f"{name} service", pid) for pid in tree if spec in read_cmdline(pid)]
+        found += [("gateway: gunicorn master", pid) for pid in gunicorn
+                  if parent_pid(pid) not in gunicorn]
+        workers = [pid for pid in gunicorn if parent_pid(pid) in gunicorn]
+        found += [(f"gateway: worker {n}" if len(workers) > 1 else "gateway: worker", pid)
+                  for n, pid in enumerate(workers, 1)]
+        known = {pid for _, pid in found}
+        found += [(read_comm(pid), pid) for pid in tree if pid not in known]
+        return found
+
     def stop(self):
         """Ctrl-C to up.py (as a person would), SIGTERM to the echo processes; kill at the end."""
         tree = descendants(self.up.pid) if self.up is not None else []
@@ -347,6 +366,67 @@ def descendants(root):
             found.append(child)
             todo.append(child)
     return found
+
+
+def status_kib(pid, field):
+    """A ``kB`` line of /proc/<pid>/status (``VmRSS``, ``VmHWM``) in KiB; None if gone."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak(pid):
+    """Set VmHWM back to the current VmRSS (``5`` into clear_refs); False if not permitted."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class PeakMemory:
+    """The peak RSS of ``pids`` between ``start()`` and ``stop()``: VmHWM, reset at the start;
+    for a process whose VmHWM cannot be reset, VmRSS sampled every 100 ms instead."""
+
+    INTERVAL = 0.1
+
+    def __init__(self, pids):
+        self.pids = list(pids)
+        self.sampled = {}  # pid -> highest VmRSS seen, for those sampled
+        self._stopping = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self.sampled = {pid: 0 for pid in self.pids if not reset_peak(pid)}
+        if self.sampled:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stopping.is_set():
+            for pid in self.sampled:
+                self.sampled[pid] = max(self.sampled[pid], status_kib(pid, "VmRSS") or 0)
+            self._stopping.wait(self.INTERVAL)
+
+    def stop(self):
+        """pid -> peak KiB (None if the process is gone)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        peaks = {}
+        for pid in self.pids:
+            if pid in self.sampled:
+                peaks[pid] = self.sampled[pid] or None
+            else:
+                peaks[pid] = status_kib(pid, "VmHWM")
+        return peaks
 
 
 def machine_busy_seconds():
@@ -482,15 +562,30 @@ class NamekoProxy:
         self._cluster.stop()
 
 
+def manager_session(token):
+    """A keep-alive session signed in with ``token`` (one per thread)."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def post_customer(session, base, mobile):
+    """``POST /api/v1/customers`` through the gateway; returns the new customer's id."""
+    response = session.post(f"{base}/api/v1/customers",
+                            json={"name": f"压测客户{mobile[-4:]}", "mobile": mobile,
+                                  "district": "高新区", "source": "other"},
+                            timeout=CALL_TIMEOUT)
+    if response.status_code != 201:
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+    return response.json()["id"]
+
+
 def scenario_calls(name, processes, manager_token, customer_ids, payload, mobiles):
     """(make_client(), call(client), close(client)) of a scenario."""
     base = processes.base
-    headers = {"Authorization": f"Bearer {manager_token}"}
 
     def new_session():
-        session = requests.Session()
-        session.headers.update(headers)
-        return session
+        return manager_session(manager_token)
 
     def close_session(session):
         session.close()
@@ -505,13 +600,7 @@ def scenario_calls(name, processes, manager_token, customer_ids, payload, mobile
         return new_session, call, close_session
     if name == "post":
         def call(session):
-            mobile = mobiles()
-            response = session.post(f"{base}/api/v1/customers",
-                                    json={"name": f"压测客户{mobile[-4:]}", "mobile": mobile,
-                                          "district": "高新区", "source": "other"},
-                                    timeout=CALL_TIMEOUT)
-            if response.status_code != 201:
-                raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+            post_customer(session, base, mobiles())
         return new_session, call, close_session
     if name == "healthz":
         def call(session):
@@ -653,7 +742,54 @@ def own_cpu_per_call(result):
     return sum(v for k, v in result["cpu"].items() if k != "other") * 1000 / result["n"]
 
 
-def render(results, args, meta, payload_bytes):
+def mib(kib):
+    return "-" if kib is None else f"{kib / 1024:.1f}"
+
+
+def render_propagation(propagated):
+    lines = ["", f"## Event propagation: {propagation.EVENT}, commit → stored by each consumer", "",
+             "Per event, from the services' own timestamps: `occurred_at` of the envelope in the "
+             "customer service's outbox (taken in the creating transaction, just before its "
+             "commit) to `processed_at` of the consumer's inbox row (taken as its transaction "
+             "starts, committed with the effect). `relay` is the outbox row's `published_at` "
+             "(stamped after the broker confirmed it); `all consumers` is, per event, the later "
+             "of the consumers. Lost: not stored "
+             f"{propagation.ARRIVAL_DEADLINE:g} s after the last commit.", "",
+             "| mode | created | until | events | lost | p50 ms | p99 ms | max ms |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for mode, result in propagated.items():
+        created = (f"{result['events']} in {result['seconds']:.1f} s "
+                   f"({result['events'] / result['seconds']:.0f}/s)")
+        rows = [("relay: published", result["relay"], "")]
+        rows += [(f"{service} stored", consumer["latencies"], consumer["lost"])
+                 for service, consumer in result["consumers"].items()]
+        rows.append(("all consumers stored", result["all consumers"], ""))
+        for until, latencies, lost in rows:
+            lines.append(f"| {mode} | {created} | {until} | {len(latencies)} | {lost} | "
+                         f"{ms(percentile(latencies, 0.50))} | {ms(percentile(latencies, 0.99))} | "
+                         f"{ms(max(latencies, default=None))} |")
+    return lines
+
+
+def render_memory(memory):
+    how = "VmHWM, reset through `/proc/<pid>/clear_refs` just before the first scenario"
+    if memory["sampled"]:
+        how += (f"; VmRSS sampled every {PeakMemory.INTERVAL * 1000:.0f} ms for pids "
+                + ", ".join(map(str, memory["sampled"])) + " (their VmHWM could not be reset)")
+    lines = ["", "## Memory per process (MiB)", "",
+             "At rest: VmRSS of each process of the system once the gateway answered `/readyz`, "
+             f"before any request. Peak under load: the highest RSS during all gateway scenarios "
+             f"({how}).", "",
+             "| process | at rest MiB | peak under load MiB |", "| --- | ---: | ---: |"]
+    for label, pid in memory["processes"]:
+        lines.append(f"| {label} | {mib(memory['rest'][pid])} | {mib(memory['peak'][pid])} |")
+    rest = sum(v or 0 for v in memory["rest"].values())
+    peak = sum(v or 0 for v in memory["peak"].values())
+    lines.append(f"| **all** (sum; peaks need not coincide) | {mib(rest)} | {mib(peak)} |")
+    return lines
+
+
+def render(results, args, meta, payload_bytes, propagated=None, memory=None):
     lines = [
         "# CRM bench results", "",
         f"- date: {meta['date']}",
@@ -698,6 +834,15 @@ def render(results, args, meta, payload_bytes):
         targets.append(("gateway GET p50 at 1 ≤ 3× the raw pika round trip of the same call at 1",
                         f"{get_one['p50']:.2f} / {pika_one['p50']:.2f} ms = {ratio:.2f}×",
                         ratio <= 3.0))
+    for mode, result in (propagated or {}).items():
+        p99 = {service: percentile(consumer["latencies"], 0.99)
+               for service, consumer in result["consumers"].items()}
+        lost = sum(consumer["lost"] for consumer in result["consumers"].values())
+        targets.append((f"{propagation.EVENT} commit → stored by every consumer, p99 ≤ 500 ms "
+                        f"({mode})",
+                        ", ".join(f"{service} {ms(value)} ms" for service, value in p99.items())
+                        + f"; {result['events']} events, {lost} lost",
+                        lost == 0 and max(p99.values()) <= 500))
     lines += ["| target | measured | met |", "| --- | --- | --- |"]
     for name, measured, met in targets:
         lines.append(f"| {name} | {measured} | {'yes' if met else '**no**'} |")
@@ -718,6 +863,10 @@ def render(results, args, meta, payload_bytes):
         busy = sum(r["cpu"].values()) / r["cpu_wall"] / (os.cpu_count() or 1)
         lines.append(f"| {scenario} | {level} | " + " | ".join(ms(v) for v in per_call)
                      + f" | {busy:.0%} |")
+    if propagated:
+        lines += render_propagation(propagated)
+    if memory:
+        lines += render_memory(memory)
     return "\n".join(lines) + "\n", targets
 
 
@@ -735,6 +884,17 @@ def parse_args(argv):
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and its logs")
     parser.add_argument("--py-spy", dest="py_spy", metavar="DIR",
                         help="record the gateway and customer service with py-spy during GET/POST")
+    parser.add_argument("--skip-propagation", action="store_true",
+                        help="do not measure customer.created commit → consumers")
+    parser.add_argument("--event-rate", type=float, default=20,
+                        help="customers created per second in the steady propagation mode")
+    parser.add_argument("--event-seconds", type=float, default=10,
+                        help="length of the steady propagation mode")
+    parser.add_argument("--burst", type=int, default=500,
+                        help="customers created as fast as possible in the burst mode")
+    parser.add_argument("--burst-threads", type=int, default=8)
+    parser.add_argument("--skip-memory", action="store_true",
+                        help="do not report the memory of the system's processes")
     args = parser.parse_args(argv)
     args.levels = [int(level) for level in args.levels.split(",")]
     args.scenarios = [name.strip() for name in args.scenarios.split(",")]
@@ -792,6 +952,25 @@ def run_py_spy(out_dir, pids, seconds):
     return recorders
 
 
+def measure_propagation(processes, token, mobiles, args):
+    """bench/propagation.py on this system: customers created through the gateway."""
+    queues = propagation.queues()
+    wait_until(lambda: all(consumer_count(queue) > 0 for queue in queues.values()), 30, 0.2,
+               f"consumers on {', '.join(queues.values())}")
+    results = propagation.run(
+        processes.data_dir, lambda: manager_session(token),
+        lambda session: post_customer(session, processes.base, mobiles()),
+        args.event_rate, args.event_seconds, args.burst, args.burst_threads)
+    for mode, result in results.items():
+        for service, consumer in result["consumers"].items():
+            latencies = consumer["latencies"]
+            log(f"propagation {mode:<28} → {service:<9} {len(latencies):4} events  "
+                f"p50 {percentile(latencies, 0.5):7.1f} ms  "
+                f"p99 {percentile(latencies, 0.99):7.1f} ms  "
+                f"max {max(latencies, default=float('nan')):7.1f} ms  lost {consumer['lost']}")
+    return results
+
+
 def main(argv=None):
     args = parse_args(argv)
     started = time.monotonic()
@@ -810,6 +989,11 @@ def main(argv=None):
             f"pika echo (pid {processes.pika.pid}); waiting for {processes.base}/readyz")
         processes.wait_ready()
         log(f"ready after {time.monotonic() - started:.1f} s")
+        memory = None
+        if not args.skip_memory:  # at rest: started, nothing asked of it yet
+            system = processes.system_processes()
+            memory = {"processes": system,
+                      "rest": {pid: status_kib(pid, "VmRSS") for _, pid in system}}
 
         token, ids, customer, mobiles = setup_data(processes, args.customers)
         payload = customer
@@ -821,6 +1005,11 @@ def main(argv=None):
                 "rabbitmq": rabbitmq_version(), "versions": versions(), "git": git_revision(),
                 "load": " ".join(f"{v:.2f}" for v in load_before)}
 
+        propagated = None
+        if not args.skip_propagation:
+            propagated = measure_propagation(processes, token, mobiles, args)
+
+        peak = PeakMemory(memory["rest"]).start() if memory else None
         for scenario in args.scenarios:
             for level in args.levels:
                 processes.check_alive()
@@ -842,7 +1031,10 @@ def main(argv=None):
                     f"errors {result['errors']}"
                     + (f"  first error: {result['first_error']}" if result["errors"] else ""))
 
-        report, targets = render(results, args, meta, payload_bytes)
+        if peak:
+            memory["peak"], memory["sampled"] = peak.stop(), sorted(peak.sampled)
+
+        report, targets = render(results, args, meta, payload_bytes, propagated, memory)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "latest.md").write_text(report)
         print()
@@ -855,6 +1047,13 @@ def main(argv=None):
             for (scenario, level), r in bad.items():
                 log(f"too many errors in {scenario} at {level}: {r['errors']} "
                     f"({r['first_error']})")
+        lost = {(mode, service): consumer["lost"]
+                for mode, result in (propagated or {}).items()
+                for service, consumer in result["consumers"].items() if consumer["lost"]}
+        for (mode, service), count in lost.items():
+            log(f"{count} customer.created events of the {mode} mode never reached {service} "
+                f"within {propagation.ARRIVAL_DEADLINE:g} s")
+        if bad or lost:
             return 1
         failed = False
         return 0

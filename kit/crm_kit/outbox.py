@@ -140,7 +140,9 @@ class OutboxRelay:
         The whole batch is published at once and then its publisher confirms are awaited
         together (RabbitMQ acknowledges many with one ``multiple`` ack): one round trip per
         batch instead of one per event. Only confirmed rows are stamped; the rest stay
-        unpublished and go again with the next batch."""
+        unpublished and go again with the next batch (after rows the broker did take: a
+        consumer relies on ``event_id`` and on each event's own data, never on arrival order
+        across entities)."""
         session = self.sessionmaker()
         try:
             claims = session.get_bind().dialect.name != "sqlite"
