@@ -1,24 +1,33 @@
-"""`make bench`: throughput and latency of the gateway against stock nameko and raw pika.
+"""`make bench-gateway`: the gateway against stock nameko and raw pika, event propagation, memory.
+
+Throughput and latency of the gateway beside the same calls made with a stock nameko proxy and
+with raw pika; how long a committed event takes to reach its consumers; memory per process.
 
 What it does (see bench/README.md for how to read the figures):
 
 1. Starts the whole system exactly as `make up` does (`scripts/up.py` in a subprocess) on a
    private RabbitMQ vhost (`crm-bench`), a temporary data dir and free loopback ports; plus a
    bare nameko service (`bench/echo_service.py`, stock `nameko run` CLI) and a raw pika echo
-   responder (`bench/pika_echo.py`).
+   responder (`bench/pika_echo.py`). Once it is ready, reads every process's VmRSS (at rest).
 2. Signs in as the admin, creates a customer_manager, signs in as them, creates customers.
-3. For each scenario and each concurrency level (threads; each thread has its own keep-alive
+3. Event propagation (bench/propagation.py): customers created through the gateway at a steady
+   rate, then in a burst; per `customer.created` event, the time from its commit to each
+   consumer's copy, from the services' own timestamps in their SQLite databases.
+4. For each scenario and each concurrency level (threads; each thread has its own keep-alive
    `requests.Session`, `ClusterRpcProxy` or pika connection): a warm-up, then a fixed window in
-   which every completed call is counted and timed.
-4. Prints a Markdown table, checks the two targets of the issue, writes bench/results/latest.md.
-5. Stops everything (SIGINT to up.py, SIGTERM to the echo processes) and deletes the vhost,
+   which every completed call is counted and timed. The peak RSS of every process of the
+   system over all scenarios is VmHWM, reset just before them.
+5. Prints Markdown tables, checks the targets, writes bench/results/latest.md.
+6. Stops everything (SIGINT to up.py, SIGTERM to the echo processes) and deletes the vhost,
    also on errors and Ctrl-C.
 
 Options: `--duration S` (measured window per level, default 5), `--warmup S` (default 1),
 `--levels 1,8,32`, `--scenarios get,proxy_get,...` (default: all), `--customers N`,
 `--keep` (keep the temp dir with the logs), `--py-spy DIR` (needs py-spy installed: record the
 gateway worker and the customer service during gateway GET and POST at every level, as
-speedscope files in DIR; the profiler's own CPU use lowers those figures).
+speedscope files in DIR; the profiler's own CPU use lowers those figures);
+`--event-rate 20 --event-seconds 10 --burst 500 --burst-threads 8` or `--skip-propagation`;
+`--skip-memory`.
 """
 import argparse
 import datetime
@@ -241,9 +250,13 @@ class Processes:
         return workers[0] if workers else None
 
     def customer_pid(self):
+        return self.service_pid("customer")
+
+    def service_pid(self, name):
+        """The process of service ``name`` of scripts/up.py (``customer``, ``marketing``...)."""
+        spec = dict(up_services())[name]
         for pid in descendants(self.up.pid):
-            cmdline = read_cmdline(pid)
-            if "crm_kit.run" in cmdline and "customer" in cmdline:
+            if spec in read_cmdline(pid):
                 return pid
         return None
 
@@ -751,23 +764,27 @@ def render_propagation(propagated):
              "Per event, from the services' own timestamps: `occurred_at` of the envelope in the "
              "customer service's outbox (taken in the creating transaction, just before its "
              "commit) to `processed_at` of the consumer's inbox row (taken as its transaction "
-             "starts, committed with the effect). `relay` is the outbox row's `published_at` "
-             "(stamped after the broker confirmed it); `all consumers` is, per event, the later "
-             "of the consumers. Lost: not stored "
-             f"{propagation.ARRIVAL_DEADLINE:g} s after the last commit.", "",
-             "| mode | created | until | events | lost | p50 ms | p99 ms | max ms |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "starts, committed with the effect). `published` is the outbox row's `published_at` "
+             "(stamped by the relay after the broker confirmed its batch, so it may come after "
+             "a consumer's copy); `all consumers` is, per event, the later of the consumers. "
+             f"Lost: not stored {propagation.ARRIVAL_DEADLINE:g} s after the last commit. "
+             "CPU ms/event: the process's CPU time (/proc) from the first customer created to "
+             "the last copy stored, per event: the customer service's on the `published` row "
+             "(creating the customers included), each consumer's on its row.", "",
+             "| mode | created | until | events | lost | p50 ms | p99 ms | max ms | CPU ms/event |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for mode, result in propagated.items():
         created = (f"{result['events']} in {result['seconds']:.1f} s "
                    f"({result['events'] / result['seconds']:.0f}/s)")
-        rows = [("relay: published", result["relay"], "")]
-        rows += [(f"{service} stored", consumer["latencies"], consumer["lost"])
+        cpu = result["cpu ms per event"]
+        rows = [("published (relay's stamp)", result["relay"], "", cpu[propagation.PRODUCER])]
+        rows += [(f"{service} stored", consumer["latencies"], consumer["lost"], cpu[service])
                  for service, consumer in result["consumers"].items()]
-        rows.append(("all consumers stored", result["all consumers"], ""))
-        for until, latencies, lost in rows:
+        rows.append(("all consumers stored", result["all consumers"], "", None))
+        for until, latencies, lost, cpu_ms in rows:
             lines.append(f"| {mode} | {created} | {until} | {len(latencies)} | {lost} | "
                          f"{ms(percentile(latencies, 0.50))} | {ms(percentile(latencies, 0.99))} | "
-                         f"{ms(max(latencies, default=None))} |")
+                         f"{ms(max(latencies, default=None))} | {ms(cpu_ms)} |")
     return lines
 
 
@@ -957,9 +974,12 @@ def measure_propagation(processes, token, mobiles, args):
     queues = propagation.queues()
     wait_until(lambda: all(consumer_count(queue) > 0 for queue in queues.values()), 30, 0.2,
                f"consumers on {', '.join(queues.values())}")
+    pids = {name: processes.service_pid(name)
+            for name in (propagation.PRODUCER, *propagation.CONSUMERS)}
     results = propagation.run(
         processes.data_dir, lambda: manager_session(token),
         lambda session: post_customer(session, processes.base, mobiles()),
+        lambda: {name: cpu_seconds(pid) for name, pid in pids.items()},
         args.event_rate, args.event_seconds, args.burst, args.burst_threads)
     for mode, result in results.items():
         for service, consumer in result["consumers"].items():
