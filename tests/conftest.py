@@ -2,14 +2,16 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from crm_kit.testing import free_port, http_get, wait_until  # noqa: E402
+from crm_kit.testing import PrivateBroker, free_port, http_get, wait_until  # noqa: E402
 from e2e_support import ADMIN, ROOT  # noqa: E402
+from faults_support import Stack  # noqa: E402
 
 
 class System:
@@ -115,3 +117,39 @@ def system(amqp_uri, tmp_path, system_env):
     yield running
     running.stop()
     assert broken_contracts(running.data_dir) == []
+
+
+# ---------------------------------------------------------------- fault tests
+# (test_faults.py, test_rolling_upgrade.py): a RabbitMQ node of the module's own, a vhost per
+# test on it, and stacks of real processes stopped after the test
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    reason = PrivateBroker.unavailable()
+    if reason:
+        pytest.skip(reason)
+    node = PrivateBroker(tmp_path_factory.mktemp("rabbitmq")).start()
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def fault_uri(broker):
+    """A vhost of its own for each test, on the private node."""
+    return broker.add_vhost(f"faults-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def stack_factory(fault_uri, tmp_path):
+    """``make(amqp_uri=the test's vhost, **Stack options)`` → a Stack, stopped after the test."""
+    made = []
+
+    def make(amqp_uri=None, **kwargs):
+        stack = Stack(amqp_uri or fault_uri, tmp_path / f"stack{len(made)}", **kwargs)
+        made.append(stack)
+        return stack
+
+    yield make
+    stopping = [(stack, stack.signal_stop()) for stack in made]
+    for stack, processes in stopping:
+        stack.wait_stopped(processes)

@@ -15,44 +15,12 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from crm_kit.testing import EventTap, PrivateBroker, publish_event, wait_until
-from faults_support import (DELIVERIES, Ledger, Operations, Stack, Stream, WebhookSink,
+from crm_kit.testing import EventTap, publish_event, wait_until
+from faults_support import (DELIVERIES, Ledger, Operations, Stream, WebhookSink,
                             absorbed_duplicates, assert_exactly_once, copy_sqlite, crm_dlq,
                             lease_story, report, vhost_of)
 
 pytestmark = pytest.mark.faults
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    reason = PrivateBroker.unavailable()
-    if reason:
-        pytest.skip(reason)
-    node = PrivateBroker(tmp_path_factory.mktemp("rabbitmq")).start()
-    yield node
-    node.close()
-
-
-@pytest.fixture
-def fault_uri(broker):
-    """A vhost of its own for each test, on the private node."""
-    return broker.add_vhost(f"faults-{uuid.uuid4().hex[:8]}")
-
-
-@pytest.fixture
-def stack_factory(fault_uri, tmp_path):
-    """``make(amqp_uri=the test's vhost, **Stack options)`` → a Stack, stopped after the test."""
-    made = []
-
-    def make(amqp_uri=None, **kwargs):
-        stack = Stack(amqp_uri or fault_uri, tmp_path / f"stack{len(made)}", **kwargs)
-        made.append(stack)
-        return stack
-
-    yield make
-    stopping = [(stack, stack.signal_stop()) for stack in made]
-    for stack, processes in stopping:
-        stack.wait_stopped(processes)
 
 
 def test_rabbitmq_restart_in_the_middle_of_a_stream(broker, stack_factory):

@@ -201,3 +201,29 @@ def test_every_list_caps_per_page_at_200(module_api):
         response = module_api.client.get(f"{url}?per_page=201", headers=module_api.auth(token))
         assert response.status_code == 422, (path, response.status_code)
         assert "per_page" in response.json["error"]["details"], path
+
+
+def test_memory_counters_restart_their_expiry_timer_one_thread_at_a_time(tmp_path, broker_uri):
+    """limits 5.8.0's memory storage could start one expiry timer twice from two request
+    threads (a 500, "threads can only be started once"); the gateway's storage takes a lock
+    around that step. While the lock is held, a request thread's count waits for it."""
+    import threading
+
+    from crm_gateway.rate_limits import ThreadSafeMemoryStorage
+
+    app = make_app(tmp_path, broker_uri)
+    storage = app.extensions["crm_gateway"]["limiter"].storage
+    assert isinstance(storage, ThreadSafeMemoryStorage)  # for the default memory:// setting
+    counted = threading.Event()
+
+    def count():
+        storage.incr("crm-test", expiry=1)
+        counted.set()
+
+    with storage._timer_lock:
+        request_thread = threading.Thread(target=count)
+        request_thread.start()
+        assert not counted.wait(0.3), "the count went ahead without the timer lock"
+    assert counted.wait(10)
+    request_thread.join(10)
+    assert storage.get("crm-test") == 1
