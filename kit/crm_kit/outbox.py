@@ -177,8 +177,10 @@ class OutboxRelay:
 
     def _publish_batch(self, rows):
         """Publish ``rows`` (id, event_type, envelope), then wait for the broker's confirms;
-        returns the rows it confirmed. A nack or a timeout raises after the confirmed part
-        has been returned through ``confirmed`` (the caller stamps what it got)."""
+        returns the rows it confirmed. Rows the broker refused (nack) are left out, to go
+        again with a later batch. If the link fails or the confirms time out, what was
+        confirmed by then is returned (and the connection dropped); if nothing was, it raises
+        and the relay backs off."""
         channel = self._get_channel()
         waiting = {}  # delivery tag -> row, published and not yet confirmed
         confirmed, refused = [], []
