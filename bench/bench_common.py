@@ -33,6 +33,17 @@ def fresh_database(kind, postgres, label):
     return f"{postgres}/{name}", drop
 
 
+def reset_peak(pid):
+    """Set the process's VmHWM back to its current VmRSS (``5`` into ``/proc/<pid>/clear_refs``,
+    Linux ≥ 4.0), so a peak measured next is the peak of what follows; False if not permitted."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):

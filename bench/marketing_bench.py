@@ -58,7 +58,8 @@ from crm_kit.testing import ServiceProcess, wait_until
 
 import marketing_service
 from marketing_service.models import AudienceCustomer, AudienceTag, Campaign, Message
-from bench_common import cpu_model, database_version, fresh_database, git_revision  # noqa: E402
+from bench_common import (cpu_model, database_version, fresh_database, git_revision,  # noqa: E402
+                          reset_peak)
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -200,16 +201,6 @@ def machine_busy_seconds():
     with open("/proc/stat") as stat:
         values = [int(v) for v in stat.readline().split()[1:]]
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def reset_peak(pid):
-    """Reset the process's VmHWM to its current RSS (Linux ≥ 4.0); False if not allowed."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as refs:
-            refs.write("5")
-        return True
-    except OSError:
-        return False
 
 
 @contextlib.contextmanager

@@ -53,7 +53,7 @@ import pika
 import requests
 
 from crm_kit.testing import wait_until
-from bench_common import cpu_model, git_revision  # noqa: E402
+from bench_common import cpu_model, git_revision, reset_peak  # noqa: E402
 import propagation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -391,16 +391,6 @@ def status_kib(pid, field):
     except OSError:
         pass
     return None
-
-
-def reset_peak(pid):
-    """Set VmHWM back to the current VmRSS (``5`` into clear_refs); False if not permitted."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
 
 
 class PeakMemory:
