@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 
 from kombu import Connection, Exchange
 from sqlalchemy import func, insert, or_, select, update
@@ -167,7 +168,7 @@ class OutboxRelay:
                                     .where(OutboxEvent.id.in_([row[0] for row in confirmed]))
                                     .values(published_at=now()))
                     session.commit()
-                    for event_type, count in _count_by_type(confirmed).items():
+                    for event_type, count in Counter(r.event_type for r in confirmed).items():
                         metrics.EVENTS_PUBLISHED.labels(self.service, event_type).inc(count)
                 else:
                     session.rollback()
@@ -251,13 +252,6 @@ class OutboxRelay:
             except Exception:  # already broken; nothing more to release
                 pass
             self._connection = None
-
-
-def _count_by_type(rows):
-    counts = {}
-    for row in rows:
-        counts[row.event_type] = counts.get(row.event_type, 0) + 1
-    return counts
 
 
 def history(sessionmaker, after_id=0, limit=1000):
